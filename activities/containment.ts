@@ -1,0 +1,57 @@
+// Implements the workflow's activity contract over the provider interface, the evidence store
+// and the secret sink. Provider errors that retrying cannot fix become non-retryable failures.
+import { ApplicationFailure } from '@temporalio/activity';
+import type { ContainmentActivities } from '../workflows/contract';
+import type { Target } from '../workflows/schemas';
+import type { EvidenceStore } from './evidence-store';
+import { IdentityNotFoundError, NotSupportedError, type IdentityProvider } from './providers/provider';
+import type { ProviderRegistry } from './providers/registry';
+import type { SecretSink } from './secret-sink';
+
+export interface ActivityDeps {
+  providers: ProviderRegistry;
+  evidence: EvidenceStore;
+  secrets: SecretSink;
+}
+
+export function createContainmentActivities({ providers, evidence, secrets }: ActivityDeps): ContainmentActivities {
+  /** Runs `fn` against the target's provider, translating permanent errors for Temporal. */
+  async function on<T>(target: Target, fn: (p: IdentityProvider) => Promise<T>): Promise<T> {
+    const provider = providers.get(target.provider);
+    if (!provider) {
+      throw ApplicationFailure.nonRetryable(`no provider "${target.provider}" is configured on this worker (have: ${[...providers.keys()].join(', ')})`, 'InvalidConfiguration');
+    }
+    try {
+      return await fn(provider);
+    } catch (err) {
+      if (err instanceof IdentityNotFoundError || err instanceof NotSupportedError) {
+        throw ApplicationFailure.nonRetryable(err.message, err.name);
+      }
+      throw err;
+    }
+  }
+
+  return {
+    inspectIdentity: (t) => on(t, (p) => p.inspect(t.identityId)),
+    suppress: (t, action, scope) => on(t, (p) => p.suppress(t.identityId, action, scope)),
+    liftSuppression: (t, action) => on(t, (p) => p.liftSuppression(t.identityId, action)),
+    captureEvidence: (containmentId, t, kind) => on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind))),
+    restrictGrants: (t, keep) => on(t, (p) => p.restrict(t.identityId, keep)),
+    restoreGrants: (t, grants) => on(t, (p) => p.restore(t.identityId, grants)),
+    rotateCredential: (t, key) =>
+      on(t, async (p) => {
+        // Check first so a missing identity never mints a secret into the sink.
+        if (!(await p.inspect(t.identityId)).exists) throw new IdentityNotFoundError(p.name, t.identityId);
+        const { secret, ref } = await secrets.issue(key, t);
+        await p.setSecret(t.identityId, secret);
+        return ref;
+      }),
+    setEnabled: (t, enabled) => on(t, (p) => p.setEnabled(t.identityId, enabled)),
+    findDependents: (t) => on(t, (p) => p.dependents(t.identityId)),
+  };
+}
+
+/** The engine-floor benchmark's activity: does nothing, on purpose. */
+export async function noop(tag: string): Promise<string> {
+  return tag;
+}

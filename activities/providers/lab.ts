@@ -1,0 +1,232 @@
+// The lab directory: an embedded, file-backed identity system that needs nothing installed.
+// It behaves like the real ones where it matters (sessions survive a disable unless ended,
+// grants are restorable, every mutation is journalled) so the quick start and tests mean something.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { IdentityKind, type ActionResult, type Dependent, type EvidenceKind, type IdentitySnapshot, type Scope, type SuppressionAction } from '../../workflows/schemas';
+import { IdentityNotFoundError, NotSupportedError, type EvidenceArtifact, type IdentityProvider } from './provider';
+
+const Session = z.object({ id: z.string(), device: z.string(), address: z.string(), startedAt: z.string() });
+const Token = z.object({ id: z.string(), type: z.enum(['access', 'refresh', 'offline']), issuedAt: z.string() });
+
+export const LabIdentity = z.object({
+  kind: IdentityKind,
+  enabled: z.boolean().default(true),
+  grants: z.array(z.string()).default([]),
+  sessions: z.array(Session).default([]),
+  tokens: z.array(Token).default([]),
+  /** Only a hash of the credential is kept, as a real directory would. */
+  credential: z.object({ id: z.string(), sha256: z.string(), rotatedAt: z.string() }).optional(),
+  stepUpRequired: z.boolean().default(false),
+  highRiskApisBlocked: z.boolean().default(false),
+  dependents: z.array(z.object({ name: z.string(), address: z.string().optional(), lastSeen: z.string().optional() })).default([]),
+  authEvents: z.array(z.object({ at: z.string(), type: z.string(), address: z.string() })).default([]),
+  /** Lab-only fault injection, for drills and tests. */
+  faults: z.object({ evidenceDelayMs: z.number().int().min(0).optional(), evidenceFails: z.boolean().optional() }).default({}),
+});
+export type LabIdentity = z.infer<typeof LabIdentity>;
+export type LabIdentityInput = z.input<typeof LabIdentity>;
+
+export const Mutation = z.object({ seq: z.number().int(), at: z.string(), identity: z.string(), op: z.string(), detail: z.string() });
+export type Mutation = z.infer<typeof Mutation>;
+
+export const LabState = z.object({
+  identities: z.record(z.string(), LabIdentity).default({}),
+  mutations: z.array(Mutation).default([]),
+  /** Lab-only: the directory answers nothing until then (a provider outage). */
+  unavailableUntil: z.string().optional(),
+});
+export type LabState = z.infer<typeof LabState>;
+
+const chains = new Map<string, Promise<unknown>>();
+
+/** Reads and writes the lab file; all writes in this process go through one queue per file. */
+export class LabDirectory {
+  readonly file: string;
+  constructor(file: string) {
+    this.file = resolve(file);
+  }
+
+  async read(): Promise<LabState> {
+    try {
+      return LabState.parse(JSON.parse(await readFile(this.file, 'utf8')));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return LabState.parse({});
+      throw err;
+    }
+  }
+
+  /** Applies `fn` to the state and saves it atomically; returns what `fn` returns. */
+  update<T>(fn: (s: LabState) => T): Promise<T> {
+    const prev = chains.get(this.file) ?? Promise.resolve();
+    const run = prev.then(async () => {
+      const state = await this.read();
+      const out = fn(state);
+      await mkdir(dirname(this.file), { recursive: true });
+      const tmp = `${this.file}.${process.pid}.tmp`;
+      await writeFile(tmp, JSON.stringify(state, null, 1));
+      await rename(tmp, this.file); // a crash leaves the old file or the new one, never half of one
+      return out;
+    });
+    chains.set(this.file, run.catch(() => undefined));
+    return run;
+  }
+
+  /** Adds or replaces identities (the demo and tests seed with this). */
+  seed(identities: Record<string, LabIdentityInput>): Promise<void> {
+    return this.update((s) => {
+      for (const [id, raw] of Object.entries(identities)) s.identities[id] = LabIdentity.parse(raw);
+    });
+  }
+
+  static hashSecret(secret: string): string {
+    return createHash('sha256').update(secret).digest('hex');
+  }
+}
+
+export class LabProvider implements IdentityProvider {
+  readonly name = 'lab';
+  readonly dir: LabDirectory;
+  constructor(file: string) {
+    this.dir = new LabDirectory(file);
+  }
+
+  private checkAvailable(s: LabState) {
+    if (s.unavailableUntil && Date.parse(s.unavailableUntil) > Date.now()) throw new Error(`lab directory unavailable until ${s.unavailableUntil}`);
+  }
+
+  /** Runs a mutation on one identity, journalling it only when something changed. */
+  private mutate(identityId: string, op: string, fn: (i: LabIdentity) => string | undefined): Promise<ActionResult> {
+    return this.dir.update((s) => {
+      this.checkAvailable(s);
+      const identity = s.identities[identityId];
+      if (!identity) throw new IdentityNotFoundError(this.name, identityId);
+      const detail = fn(identity);
+      if (detail === undefined) return { changed: false, detail: `${op}: already in place` };
+      s.mutations.push({ seq: s.mutations.length + 1, at: new Date().toISOString(), identity: identityId, op, detail });
+      return { changed: true, detail };
+    });
+  }
+
+  private async get(identityId: string): Promise<LabIdentity> {
+    const s = await this.dir.read();
+    this.checkAvailable(s);
+    const identity = s.identities[identityId];
+    if (!identity) throw new IdentityNotFoundError(this.name, identityId);
+    return identity;
+  }
+
+  async inspect(identityId: string): Promise<IdentitySnapshot> {
+    const s = await this.dir.read();
+    this.checkAvailable(s);
+    const i = s.identities[identityId];
+    if (!i) return { exists: false, enabled: false, grants: [], sessions: 0 };
+    return { exists: true, enabled: i.enabled, grants: [...i.grants], sessions: i.sessions.length };
+  }
+
+  suppress(identityId: string, action: SuppressionAction, scope?: Scope): Promise<ActionResult> {
+    return this.mutate(identityId, action, (i) => {
+      switch (action) {
+        case 'revoke-sessions': {
+          // A scoped signal names one session; without scope every session goes.
+          const ended = i.sessions.filter((x) => !scope?.sessionId || x.id === scope.sessionId);
+          if (!ended.length) return undefined;
+          i.sessions = i.sessions.filter((x) => !ended.includes(x));
+          return `ended ${ended.length} session(s): ${ended.map((x) => x.id).join(', ')}`;
+        }
+        case 'revoke-tokens': {
+          const revoked = i.tokens.filter((t) => t.type !== 'access' || !scope?.tokenId || t.id === scope.tokenId);
+          if (!revoked.length) return undefined;
+          i.tokens = i.tokens.filter((t) => !revoked.includes(t));
+          return `revoked ${revoked.length} token(s): ${revoked.map((t) => t.id).join(', ')}`;
+        }
+        case 'block-high-risk-apis':
+          if (i.highRiskApisBlocked) return undefined;
+          i.highRiskApisBlocked = true;
+          return 'high-risk APIs blocked';
+        case 'force-step-up':
+          if (i.stepUpRequired) return undefined;
+          i.stepUpRequired = true;
+          return 'step-up authentication required at next use';
+      }
+    });
+  }
+
+  liftSuppression(identityId: string, action: SuppressionAction): Promise<ActionResult> {
+    if (action === 'revoke-sessions' || action === 'revoke-tokens') return Promise.reject(new NotSupportedError(`${action} cannot be undone`));
+    return this.mutate(identityId, `lift:${action}`, (i) => {
+      if (action === 'block-high-risk-apis') {
+        if (!i.highRiskApisBlocked) return undefined;
+        i.highRiskApisBlocked = false;
+        return 'high-risk APIs unblocked';
+      }
+      if (!i.stepUpRequired) return undefined;
+      i.stepUpRequired = false;
+      return 'step-up requirement lifted';
+    });
+  }
+
+  async evidence(identityId: string, kind: EvidenceKind): Promise<EvidenceArtifact> {
+    const i = await this.get(identityId);
+    if (i.faults.evidenceDelayMs) await new Promise((r) => setTimeout(r, i.faults.evidenceDelayMs));
+    if (i.faults.evidenceFails) throw new NotSupportedError(`lab fault: evidence capture for ${identityId} fails`);
+    const body: Record<EvidenceKind, unknown> = {
+      'auth-events': i.authEvents,
+      sessions: i.sessions,
+      'token-metadata': i.tokens,
+      grants: i.grants,
+      // Configuration without secret material: the credential appears by id and date only.
+      'config-snapshot': { kind: i.kind, enabled: i.enabled, credential: i.credential && { id: i.credential.id, rotatedAt: i.credential.rotatedAt }, stepUpRequired: i.stepUpRequired, highRiskApisBlocked: i.highRiskApisBlocked },
+    };
+    return { contentType: 'application/json', body: JSON.stringify({ identityId, capturedAt: new Date().toISOString(), [kind]: body[kind] }) };
+  }
+
+  restrict(identityId: string, keep: string[]): Promise<ActionResult> {
+    return this.mutate(identityId, 'restrict', (i) => {
+      const removed = i.grants.filter((g) => !keep.includes(g));
+      const sessions = i.sessions.length;
+      if (!removed.length && !sessions) return undefined;
+      i.grants = i.grants.filter((g) => keep.includes(g));
+      i.sessions = [];
+      return `removed grants [${removed.join(', ')}], ended ${sessions} session(s)`;
+    });
+  }
+
+  restore(identityId: string, grants: string[]): Promise<ActionResult> {
+    return this.mutate(identityId, 'restore', (i) => {
+      if (i.grants.length === grants.length && grants.every((g) => i.grants.includes(g))) return undefined;
+      i.grants = [...grants];
+      return `grants restored to [${grants.join(', ')}]`;
+    });
+  }
+
+  setSecret(identityId: string, secret: string): Promise<ActionResult> {
+    const sha256 = LabDirectory.hashSecret(secret);
+    return this.mutate(identityId, 'rotate', (i) => {
+      if (i.credential?.sha256 === sha256) return undefined;
+      const id = `cred-${sha256.slice(0, 8)}`;
+      i.credential = { id, sha256, rotatedAt: new Date().toISOString() };
+      const ended = i.sessions.length;
+      i.sessions = [];
+      return `credential replaced by ${id}; ended ${ended} session(s)`;
+    });
+  }
+
+  setEnabled(identityId: string, enabled: boolean): Promise<ActionResult> {
+    return this.mutate(identityId, enabled ? 'enable' : 'disable', (i) => {
+      if (i.enabled === enabled && (enabled || !i.sessions.length)) return undefined;
+      const ended = enabled ? 0 : i.sessions.length;
+      i.enabled = enabled;
+      if (!enabled) i.sessions = [];
+      return enabled ? 'identity enabled' : `identity disabled; ended ${ended} session(s)`;
+    });
+  }
+
+  async dependents(identityId: string): Promise<Dependent[]> {
+    return (await this.get(identityId)).dependents;
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,41 @@
+// The one small interface every identity system implements. Each method is idempotent:
+// running it twice leaves the system as running it once (the workflow may retry anything).
+import type { ActionResult, Dependent, EvidenceKind, IdentitySnapshot, Scope, SuppressionAction } from '../../workflows/schemas';
+
+export interface EvidenceArtifact {
+  contentType: string;
+  body: string;
+}
+
+export interface IdentityProvider {
+  readonly name: string;
+  /** Read-only; `exists: false` rather than an error for a missing identity. */
+  inspect(identityId: string): Promise<IdentitySnapshot>;
+  suppress(identityId: string, action: SuppressionAction, scope?: Scope): Promise<ActionResult>;
+  liftSuppression(identityId: string, action: SuppressionAction): Promise<ActionResult>;
+  /** Never returns secret material. */
+  evidence(identityId: string, kind: EvidenceKind): Promise<EvidenceArtifact>;
+  /** Narrows grants to `keep` (never adds) and ends live sessions, which would keep the old reach. */
+  restrict(identityId: string, keep: string[]): Promise<ActionResult>;
+  /** Sets grants back to exactly `grants`, as captured by inspect() before restrict. */
+  restore(identityId: string, grants: string[]): Promise<ActionResult>;
+  /** Replaces the credential with `secret` (the old one stops working) and ends live sessions. */
+  setSecret(identityId: string, secret: string): Promise<ActionResult>;
+  /** Disabling also ends live sessions. */
+  setEnabled(identityId: string, enabled: boolean): Promise<ActionResult>;
+  dependents(identityId: string): Promise<Dependent[]>;
+  close(): Promise<void>;
+}
+
+/** The identity does not exist: retrying cannot help. */
+export class IdentityNotFoundError extends Error {
+  override name = 'IdentityNotFound';
+  constructor(provider: string, identityId: string) {
+    super(`${provider}: identity "${identityId}" does not exist`);
+  }
+}
+
+/** The provider has no such capability: retrying cannot help. */
+export class NotSupportedError extends Error {
+  override name = 'NotSupported';
+}

@@ -1,0 +1,52 @@
+// `npm test`'s runner: one real Temporal dev server for the whole run, started from the local
+// `temporal` binary through the SDK's existing-path option, then every test file against it.
+// No binary and no way to build one is a hard failure in CI (never a silent skip).
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { resolveTemporalCli } from '../scripts/temporal-cli';
+import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { startTestServices } from './services';
+
+function testFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? testFiles(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+async function main(): Promise<number> {
+  const cli = await resolveTemporalCli();
+  if (!cli.path) console.warn('cordon test: no local temporal CLI; letting the SDK download the dev server (needs internet)');
+  const t0 = Date.now();
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: cli.path ? { type: 'existing-path', path: cli.path } : { type: 'cached-download' },
+      searchAttributes: ALL_SEARCH_ATTRIBUTES,
+      log: { format: 'pretty', level: 'error' },
+    },
+  });
+  console.log(`cordon test: dev server (${cli.source}) at ${env.address}, up in ${Date.now() - t0} ms`);
+  const services = await startTestServices();
+  try {
+    const root = join(__dirname);
+    const only = process.argv.slice(2);
+    const files = (only.length ? only : testFiles(root).sort()).map((f) => relative(process.cwd(), f));
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+      stdio: 'inherit',
+      env: { ...process.env, ...services.env, CORDON_TEST_TEMPORAL_ADDRESS: env.address },
+    });
+    return result.status ?? 1;
+  } finally {
+    await services.stop();
+    await env.teardown();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`cordon test: ${(err as Error).stack ?? err}`);
+    process.exit(1);
+  },
+);

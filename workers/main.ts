@@ -1,0 +1,34 @@
+// The worker process: logger and Prometheus metrics through the SDK runtime, connection from
+// envconfig, graceful shutdown on SIGINT/SIGTERM (the SDK drains within the grace time).
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { loadConfig, redact } from '../activities/config';
+import { temporalTarget } from '../client/connection';
+import { createCordonWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  Runtime.install({
+    logger: new DefaultLogger((process.env.CORDON_LOG_LEVEL as 'INFO' | undefined) ?? 'INFO'),
+    telemetryOptions: config.metricsPort ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${config.metricsPort}` } } } : undefined,
+  });
+  const target = temporalTarget();
+  const connection = await NativeConnection.connect(target.connectionOptions);
+  const { worker, close } = await createCordonWorker({ connection, namespace: target.namespace, config });
+  const providers = [`lab (${config.labFile})`, config.postgresUrl && `postgres (${redact(config.postgresUrl)})`, config.redisUrl && `redis (${redact(config.redisUrl)})`].filter(Boolean);
+  console.log(
+    `cordon worker: ${target.address} namespace=${target.namespace} taskQueue=${config.taskQueue} providers=${providers.join(', ')}` +
+      (config.metricsPort ? ` metrics=http://127.0.0.1:${config.metricsPort}/metrics` : ''),
+  );
+  // Worker.run() installs SIGINT/SIGTERM handlers that begin a graceful shutdown.
+  try {
+    await worker.run();
+  } finally {
+    await close();
+    await connection.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(`cordon worker: ${(err as Error).message}`);
+  process.exit(1);
+});

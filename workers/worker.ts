@@ -1,0 +1,46 @@
+// Wires the workflow bundle and the activities to a connection: the one place a Cordon worker is built.
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { createContainmentActivities, noop } from '../activities/containment';
+import type { CordonConfig } from '../activities/config';
+import { EvidenceStore } from '../activities/evidence-store';
+import { closeProviders, createProviders, type ProviderRegistry } from '../activities/providers/registry';
+import { LocalVault } from '../activities/secret-sink';
+
+let bundle: Promise<WorkflowBundle> | undefined;
+
+/** Bundles workflows/ once per process; every worker in the process reuses it. */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietBundlerLogger });
+  return bundle;
+}
+
+const quietBundlerLogger = { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} };
+
+export interface CordonWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  config: CordonConfig;
+  providers?: ProviderRegistry;
+  shutdownGraceTime?: string;
+}
+
+export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
+  const providers = o.providers ?? createProviders(o.config);
+  const activities = {
+    ...createContainmentActivities({
+      providers,
+      evidence: new EvidenceStore(o.config.evidenceDir),
+      secrets: new LocalVault(o.config.vaultDir, o.config.vaultKey),
+    }),
+    noop,
+  };
+  const worker = await Worker.create({
+    connection: o.connection,
+    namespace: o.namespace,
+    taskQueue: o.config.taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities,
+    shutdownGraceTime: o.shutdownGraceTime ?? '10s',
+  });
+  return { worker, close: () => (o.providers ? Promise.resolve() : closeProviders(providers)) };
+}

@@ -1,0 +1,225 @@
+// The one source of truth for Cordon's data: every type is inferred from these schemas.
+// Pure module: imported by workflow code, activities, workers and clients alike.
+import { z } from 'zod';
+
+export const IDENTITY_KINDS = ['human', 'service-account', 'api-key', 'workload', 'database-role', 'oauth-client'] as const;
+export const IdentityKind = z.enum(IDENTITY_KINDS);
+export type IdentityKind = z.infer<typeof IdentityKind>;
+
+export const KNOWN_TRIGGERS = [
+  'impossible-travel',
+  'atypical-api-pattern',
+  'privilege-escalation',
+  'new-device',
+  'unusual-token-issuance',
+  'off-hours-service-principal',
+  'secret-exposed',
+] as const;
+/** A known trigger, or a detection's own name written `custom:<name>`. */
+export const Trigger = z.union([
+  z.enum(KNOWN_TRIGGERS),
+  z.string().regex(/^custom:[a-z0-9][a-z0-9._-]{0,62}$/, 'a custom trigger is written "custom:<name>" (lowercase letters, digits, . _ -)'),
+]);
+export type Trigger = z.infer<typeof Trigger>;
+
+export const Level = z.enum(['low', 'medium', 'high', 'critical']);
+export type Level = z.infer<typeof Level>;
+
+const token = (what: string) =>
+  z
+    .string()
+    .min(1, `${what} must not be empty`)
+    .max(200, `${what} is at most 200 characters`)
+    .regex(/^[\x21-\x7e]+$/, `${what} must be printable ASCII without spaces`);
+
+export const ProviderName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'provider is a lowercase name such as "lab", "postgres" or "redis"');
+
+export const Scope = z
+  .object({
+    sessionId: token('scope.sessionId').optional(),
+    tokenId: token('scope.tokenId').optional(),
+    deviceId: token('scope.deviceId').optional(),
+    credentialId: token('scope.credentialId').optional(),
+  })
+  .strict();
+export type Scope = z.infer<typeof Scope>;
+
+export const IdentitySignal = z
+  .object({
+    signalId: token('signalId'),
+    provider: ProviderName,
+    identityId: token('identityId'),
+    identityKind: IdentityKind,
+    trigger: Trigger,
+    confidence: z.number().min(0, 'confidence is between 0 and 1').max(1, 'confidence is between 0 and 1'),
+    riskScore: z.number().int('riskScore is a whole number').min(0, 'riskScore is 0..100').max(100, 'riskScore is 0..100'),
+    assetCriticality: Level,
+    privilegeLevel: Level,
+    scope: Scope.optional(),
+    source: z.string().min(1, 'source names the detection that raised the signal').max(200),
+    observedAt: z.iso.datetime({ offset: true, message: 'observedAt is an ISO-8601 timestamp' }),
+  })
+  .strict();
+export type IdentitySignal = z.infer<typeof IdentitySignal>;
+
+export const Target = z.object({ provider: ProviderName, identityId: token('identityId'), kind: IdentityKind }).strict();
+export type Target = z.infer<typeof Target>;
+
+export const SUPPRESSION_ACTIONS = ['revoke-sessions', 'revoke-tokens', 'block-high-risk-apis', 'force-step-up'] as const;
+export const SuppressionAction = z.enum(SUPPRESSION_ACTIONS);
+export type SuppressionAction = z.infer<typeof SuppressionAction>;
+
+export const EVIDENCE_KINDS = ['auth-events', 'sessions', 'token-metadata', 'grants', 'config-snapshot'] as const;
+export const EvidenceKind = z.enum(EVIDENCE_KINDS);
+export type EvidenceKind = z.infer<typeof EvidenceKind>;
+
+export const STAGES = ['restrict', 'rotate', 'disable'] as const;
+export const StageName = z.enum(STAGES);
+export type StageName = z.infer<typeof StageName>;
+
+/** Durations are written the way Temporal reads them: "500ms", "30s", "10m", "4h", "2d". */
+export const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration is a number and a unit: 500ms, 30s, 10m, 4h or 2d');
+
+/** What must happen before a stage runs. */
+export const Gate = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('timer'), after: Duration }).strict(),
+  z.object({ type: z.literal('approval') }).strict(),
+  z.object({ type: z.literal('dependency-check'), recheckEvery: Duration.default('1m') }).strict(),
+]);
+export type Gate = z.infer<typeof Gate>;
+
+export const StagePlan = z
+  .object({
+    stage: StageName,
+    gate: Gate,
+    /** restrict only: the grants the identity keeps (the approved minimum), in the provider's own notation. */
+    keep: z.array(z.string().min(1)).optional(),
+  })
+  .strict();
+export type StagePlan = z.infer<typeof StagePlan>;
+
+export const Plan = z
+  .object({
+    rule: z.string().min(1),
+    policyVersion: z.string().min(1),
+    /** Higher is harsher; a joining signal escalates only to a harsher plan. */
+    severity: z.number().int().min(0).max(100),
+    suppress: z.array(SuppressionAction),
+    evidence: z.array(EvidenceKind),
+    stages: z.array(StagePlan),
+    /** How long a finished containment stays open for rollback before it closes. */
+    retainFor: Duration,
+    dryRun: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((plan, ctx) => {
+    const order = plan.stages.map((s) => STAGES.indexOf(s.stage));
+    if (order.some((v, i) => i > 0 && v <= order[i - 1]!)) {
+      ctx.addIssue({ code: 'custom', path: ['stages'], message: 'stages run in the order restrict → rotate → disable, each at most once' });
+    }
+    if (new Set(plan.suppress).size !== plan.suppress.length) {
+      ctx.addIssue({ code: 'custom', path: ['suppress'], message: 'a suppression action is listed twice' });
+    }
+  });
+export type Plan = z.infer<typeof Plan>;
+
+export const COMMANDS = ['advance', 'hold', 'resume', 'abort', 'rollback', 'dependencies-cleared'] as const;
+export const CommandType = z.enum(COMMANDS);
+export type CommandType = z.infer<typeof CommandType>;
+
+export const OperatorCommand = z
+  .object({
+    type: CommandType,
+    by: z.string().min(1, 'a command names who gives it ("by")').max(200),
+    reason: z.string().min(1, 'a command says why ("reason")').max(2000),
+  })
+  .strict();
+export type OperatorCommand = z.infer<typeof OperatorCommand>;
+
+export const STATUSES = ['suppressing', 'active', 'held', 'watching', 'contained', 'needs-attention', 'aborted', 'rolled-back'] as const;
+export const Status = z.enum(STATUSES);
+export type Status = z.infer<typeof Status>;
+
+/** Where the identity stands on the ladder (the search attribute CordonStage). */
+export const LADDER_POSITIONS = ['new', 'suppressed', 'restricted', 'rotated', 'disabled'] as const;
+export const LadderPosition = z.enum(LADDER_POSITIONS);
+export type LadderPosition = z.infer<typeof LadderPosition>;
+
+export const Outcome = z.enum(['done', 'unchanged', 'failed', 'not-supported', 'would-do', 'skipped']);
+export type Outcome = z.infer<typeof Outcome>;
+
+/** What a provider says back after an action; never carries secret material. */
+export const ActionResult = z.object({ changed: z.boolean(), detail: z.string() }).strict();
+export type ActionResult = z.infer<typeof ActionResult>;
+
+export const ActionRecord = z
+  .object({
+    at: z.string(),
+    action: z.string(),
+    actor: z.string(),
+    outcome: Outcome,
+    detail: z.string(),
+    before: z.unknown().optional(),
+    after: z.unknown().optional(),
+  })
+  .strict();
+export type ActionRecord = z.infer<typeof ActionRecord>;
+
+export const EvidenceRef = z
+  .object({ kind: EvidenceKind, uri: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int() })
+  .strict();
+export type EvidenceRef = z.infer<typeof EvidenceRef>;
+
+export const SecretRef = z.object({ sink: z.string(), ref: z.string(), fingerprint: z.string() }).strict();
+export type SecretRef = z.infer<typeof SecretRef>;
+
+export const Dependent = z.object({ name: z.string(), address: z.string().optional(), lastSeen: z.string().optional() }).strict();
+export type Dependent = z.infer<typeof Dependent>;
+
+/** Read-only view of an identity, taken before a stage so that rollback can restore it exactly. */
+export const IdentitySnapshot = z
+  .object({
+    exists: z.boolean(),
+    enabled: z.boolean(),
+    grants: z.array(z.string()),
+    sessions: z.number().int(),
+  })
+  .strict();
+export type IdentitySnapshot = z.infer<typeof IdentitySnapshot>;
+
+export const PendingDecision = z
+  .object({ kind: z.enum(['approval', 'dependencies', 'resume']), stage: StageName.optional(), detail: z.string() })
+  .strict();
+export type PendingDecision = z.infer<typeof PendingDecision>;
+
+export const ContainmentState = z.object({
+  containmentId: z.string(),
+  target: Target,
+  status: Status,
+  position: LadderPosition,
+  plan: Plan,
+  signals: z.array(z.object({ signalId: z.string(), trigger: Trigger, confidence: z.number(), receivedAt: z.string() })),
+  actions: z.array(ActionRecord),
+  evidence: z.array(EvidenceRef),
+  suppressedAt: z.string().optional(),
+  startedAt: z.string(),
+  pendingDecision: PendingDecision.optional(),
+  nextDeadline: z.string().optional(),
+  /** What rollback would need: grants before restrict, enabled flag before disable, rotated credential. */
+  receipts: z.object({
+    grantsBefore: z.array(z.string()).optional(),
+    enabledBefore: z.boolean().optional(),
+    rotated: SecretRef.optional(),
+  }),
+  closedReason: z.string().optional(),
+});
+export type ContainmentState = z.infer<typeof ContainmentState>;
+
+/** Turns a zod error into one line per problem, naming the field: the message a caller sees. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => `${i.path.length ? i.path.join('.') : '(input)'}: ${i.message}`)
+    .join('; ');
+}
