@@ -2,7 +2,7 @@
 // and the secret sink. Provider errors that retrying cannot fix become non-retryable failures.
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ContainmentActivities } from '../workflows/contract';
-import type { Target } from '../workflows/schemas';
+import type { ActionResult, Target } from '../workflows/schemas';
 import type { EvidenceStore } from './evidence-store';
 import { IdentityNotFoundError, NotSupportedError, type IdentityProvider } from './providers/provider';
 import type { ProviderRegistry } from './providers/registry';
@@ -31,13 +31,16 @@ export function createContainmentActivities({ providers, evidence, secrets }: Ac
     }
   }
 
+  /** Stamps a result with the moment the provider acknowledged it. */
+  const acked = async (r: Promise<ActionResult>): Promise<ActionResult> => ({ ...(await r), at: new Date().toISOString() });
+
   return {
     inspectIdentity: (t) => on(t, (p) => p.inspect(t.identityId)),
-    suppress: (t, action, scope) => on(t, (p) => p.suppress(t.identityId, action, scope)),
-    liftSuppression: (t, action) => on(t, (p) => p.liftSuppression(t.identityId, action)),
+    suppress: (t, action, scope) => on(t, (p) => acked(p.suppress(t.identityId, action, scope))),
+    liftSuppression: (t, action) => on(t, (p) => acked(p.liftSuppression(t.identityId, action))),
     captureEvidence: (containmentId, t, kind) => on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind))),
-    restrictGrants: (t, keep) => on(t, (p) => p.restrict(t.identityId, keep)),
-    restoreGrants: (t, grants) => on(t, (p) => p.restore(t.identityId, grants)),
+    restrictGrants: (t, keep) => on(t, (p) => acked(p.restrict(t.identityId, keep))),
+    restoreGrants: (t, grants) => on(t, (p) => acked(p.restore(t.identityId, grants))),
     rotateCredential: (t, key) =>
       on(t, async (p) => {
         // Check first so a missing identity never mints a secret into the sink.
@@ -46,7 +49,7 @@ export function createContainmentActivities({ providers, evidence, secrets }: Ac
         await p.setSecret(t.identityId, secret);
         return ref;
       }),
-    setEnabled: (t, enabled) => on(t, (p) => p.setEnabled(t.identityId, enabled)),
+    setEnabled: (t, enabled) => on(t, (p) => acked(p.setEnabled(t.identityId, enabled))),
     findDependents: (t) => on(t, (p) => p.dependents(t.identityId)),
   };
 }

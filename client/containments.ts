@@ -40,6 +40,8 @@ export interface SubmitOptions {
   policy?: unknown;
   /** Runs the real playbook with no side effects, under its own workflow id. */
   dryRun?: boolean;
+  /** Benchmarks only: the evidence-first baseline Cordon is measured against. */
+  evidenceFirst?: boolean;
 }
 
 export interface Submitted {
@@ -62,7 +64,7 @@ export async function submitSignal(client: Client, rawSignal: unknown, o: Submit
   const plan = evaluatePolicy(policy, signal, { dryRun: o.dryRun });
   const base = containmentWorkflowId(signal);
   const workflowId = o.dryRun ? `${base.replace(/^cordon\//, 'cordon-dryrun/')}/${signal.signalId}` : base;
-  const input: ContainmentInput = { signal, policy, dryRun: o.dryRun };
+  const input: ContainmentInput = { signal, policy, dryRun: o.dryRun, evidenceFirst: o.evidenceFirst };
   const handle = await client.workflow.signalWithStart<(i: ContainmentInput) => Promise<ContainmentState>, [IdentitySignal]>('containment', {
     workflowId,
     taskQueue: o.taskQueue,

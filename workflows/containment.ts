@@ -16,6 +16,7 @@ import type { ContainmentActivities } from './contract';
 import { commandSignal, commandUpdate, identitySignal, stateQuery } from './messages';
 import { Policy, evaluatePolicy } from './policy';
 import {
+  type ActionResult,
   ContainmentState,
   IdentitySignal,
   LADDER_POSITIONS,
@@ -33,6 +34,8 @@ export interface ContainmentInput {
   signal: IdentitySignal;
   policy: Policy;
   dryRun?: boolean;
+  /** Benchmark comparison only: capture evidence first, then suppress (what most teams do today). */
+  evidenceFirst?: boolean;
 }
 
 const NON_RETRYABLE = ['IdentityNotFound', 'InvalidConfiguration', 'NotSupported'];
@@ -80,8 +83,9 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   let planVersion = 0;
   const suppressed = new Set<SuppressionAction>();
 
-  const record = (action: string, actor: string, outcome: ContainmentState['actions'][number]['outcome'], detail: string, extra: { before?: unknown; after?: unknown } = {}) => {
-    state.actions.push({ at: now(), action, actor, outcome, detail, ...extra });
+  const record = (action: string, actor: string, outcome: ContainmentState['actions'][number]['outcome'], detail: string, extra: { before?: unknown; after?: unknown; at?: string } = {}) => {
+    const { at, ...rest } = extra;
+    state.actions.push({ at: at ?? now(), action, actor, outcome, detail, ...rest });
   };
   const ruleActor = () => `policy:${state.plan.policyVersion}/${state.plan.rule}`;
 
@@ -196,14 +200,15 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   const failureText = (err: unknown) => (err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message);
 
   /** Runs suppression actions in parallel; returns false if any still failed after retries. */
-  async function runSuppression(actions: SuppressionAction[], s: IdentitySignal): Promise<boolean> {
+  async function runSuppression(actions: SuppressionAction[], s: IdentitySignal, acknowledged: string[] = []): Promise<boolean> {
     for (const a of actions) suppressed.add(a);
     const results = await Promise.all(
       actions.map(async (a) => {
         if (dryRun) return record(`suppress:${a}`, ruleActor(), 'would-do', `would ${a} for ${target.identityId}`), true;
         try {
           const r = await act.suppress(target, a, s.scope);
-          record(`suppress:${a}`, ruleActor(), r.changed ? 'done' : 'unchanged', r.detail);
+          record(`suppress:${a}`, ruleActor(), r.changed ? 'done' : 'unchanged', r.detail, { at: r.at });
+          acknowledged.push(r.at ?? now());
           return true;
         } catch (err) {
           record(`suppress:${a}`, ruleActor(), 'failed', failureText(err));
@@ -239,7 +244,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
         state.receipts.grantsBefore ??= before.grants;
         const r = await act.restrictGrants(target, keep);
         const after = await act.inspectIdentity(target);
-        return record('restrict', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: before.grants, after: after.grants });
+        return record('restrict', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: before.grants, after: after.grants, at: r.at });
       }
       case 'rotate': {
         if (dryRun) return record('rotate', actor, 'would-do', 'would issue a new credential to the secret sink and retire the old one');
@@ -251,7 +256,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
         if (dryRun) return record('disable', actor, 'would-do', `would disable (enabled now: ${before.enabled}) and end ${before.sessions} session(s)`);
         state.receipts.enabledBefore ??= before.enabled;
         const r = await act.setEnabled(target, false);
-        return record('disable', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: { enabled: before.enabled }, after: { enabled: false } });
+        return record('disable', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: { enabled: before.enabled }, after: { enabled: false }, at: r.at });
       }
     }
   }
@@ -337,10 +342,10 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     state.pendingDecision = undefined;
   }
 
-  async function undo(action: string, by: string, run: () => Promise<{ changed: boolean; detail: string }>, note = ''): Promise<boolean> {
+  async function undo(action: string, by: string, run: () => Promise<ActionResult>, note = ''): Promise<boolean> {
     try {
       const r = await run();
-      record(`rollback:${action}`, by, r.changed ? 'done' : 'unchanged', `${r.detail}${note}`);
+      record(`rollback:${action}`, by, r.changed ? 'done' : 'unchanged', `${r.detail}${note}`, { at: r.at });
       return true;
     } catch (err) {
       record(`rollback:${action}`, by, 'failed', failureText(err));
@@ -374,9 +379,12 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   publish();
   // 1. Suppression and evidence start together; only suppression is awaited before the ladder.
   const capture = captureAll();
-  const suppressedOk = await runSuppression(state.plan.suppress, first.data);
+  if (input.evidenceFirst) await capture;
+  const acknowledged: string[] = [];
+  const suppressedOk = await runSuppression(state.plan.suppress, first.data, acknowledged);
   if (suppressedOk) {
-    state.suppressedAt = now();
+    // The provider's acknowledgement of the last action, not the (later) workflow task time.
+    state.suppressedAt = acknowledged.sort().at(-1) ?? now();
     state.position = 'suppressed';
     state.status = 'active';
     publish();

@@ -151,7 +151,14 @@ export const Outcome = z.enum(['done', 'unchanged', 'failed', 'not-supported', '
 export type Outcome = z.infer<typeof Outcome>;
 
 /** What a provider says back after an action; never carries secret material. */
-export const ActionResult = z.object({ changed: z.boolean(), detail: z.string() }).strict();
+export const ActionResult = z
+  .object({
+    changed: z.boolean(),
+    detail: z.string(),
+    /** When the provider acknowledged it (the activity's clock; workflow time is when the result was processed). */
+    at: z.string().optional(),
+  })
+  .strict();
 export type ActionResult = z.infer<typeof ActionResult>;
 
 export const ActionRecord = z
