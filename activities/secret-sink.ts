@@ -97,6 +97,11 @@ export class LocalVault implements SecretSink {
     return d.update(Buffer.from(e.data, 'base64')).toString('utf8') + d.final('utf8');
   }
 
+  /** Every reference in the vault (for audits and the test suite's secret scan). */
+  async refs(): Promise<string[]> {
+    return Object.keys(await this.entries());
+  }
+
   async read(ref: string): Promise<{ secret: string; owner: Target; issuedAt: string }> {
     const aes = await this.loadKey();
     const e = (await this.entries())[ref];

@@ -1,5 +1,6 @@
 // Per-test-file helpers: a client on the run's dev server, an isolated data folder and task
 // queue, and a real worker running while a test body runs.
+import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +11,9 @@ import type { ProviderRegistry } from '../activities/providers/registry';
 import { createCordonWorker } from '../workers/worker';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 
-// Before any connection exists: keep the SDK's logs to warnings so test output stays readable.
-Runtime.install({ logger: new DefaultLogger('WARN') });
+// Before any connection exists. Tests provoke activity failures on purpose, which the SDK logs
+// as warnings: show errors only, so the output stays readable.
+Runtime.install({ logger: new DefaultLogger('ERROR') });
 
 let envPromise: Promise<TestWorkflowEnvironment> | undefined;
 
@@ -54,4 +56,25 @@ export async function withWorker<T>(config: CordonConfig, fn: (ctx: WorkerContex
   } finally {
     await close();
   }
+}
+
+/**
+ * Fails if any of `secrets` appears in the history of any of the workflows, in any encoding a
+ * payload might use (plain, JSON-escaped, base64).
+ */
+export async function assertNoSecretsInHistories(client: Client, workflowIds: string[], secrets: string[]): Promise<number> {
+  assert.ok(secrets.length > 0, 'the scan needs at least one secret to look for');
+  let scanned = 0;
+  for (const id of workflowIds) {
+    const history = await client.workflow.getHandle(id).fetchHistory();
+    const text = JSON.stringify(history);
+    const decoded = [...text.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');
+    for (const secret of secrets) {
+      for (const form of [secret, Buffer.from(secret).toString('base64')]) {
+        assert.ok(!text.includes(form) && !decoded.includes(form), `a secret appears in the history of ${id}`);
+      }
+    }
+    scanned++;
+  }
+  return scanned;
 }

@@ -1,40 +1,139 @@
-// The containment ladder on the real dev server against the lab provider.
+// The containment ladder on the real dev server against the lab provider: the automatic path,
+// evidence beside suppression, failures, low confidence, dry run, and no secret in history.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { after, describe, test } from 'node:test';
-import { LabDirectory, LabProvider } from '../activities/providers/lab';
+import { LabDirectory } from '../activities/providers/lab';
 import { LocalVault } from '../activities/secret-sink';
-import { describeContainment, submitSignal } from '../client/containments';
-import { closeTestEnv, isolatedConfig, withWorker } from './harness';
-import { eventually, labIdentity, policyWith, signal, timedLadder } from './fixtures';
+import { DEFAULT_POLICY } from '../workflows/policy';
+import { closeTestEnv, testEnv } from './harness';
+import { listContainments } from '../client/containments';
+import { eventually, policyWith, timedLadder } from './fixtures';
+import { scanTouchedHistories, scenario } from './scenario';
 
 after(closeTestEnv);
 
-describe('full ladder', () => {
-  test('completes automatically under a timed policy and leaves the lab identity contained', async () => {
-    const config = isolatedConfig();
-    const lab = new LabProvider(config.labFile);
-    const s = signal();
-    await lab.dir.seed({ [s.identityId]: labIdentity() });
-    await withWorker(config, async ({ client }) => {
-      const { workflowId } = await submitSignal(client, s, { taskQueue: config.taskQueue, policy: policyWith(timedLadder()) });
-      const state = await eventually(async () => {
-        const st = await describeContainment(client, workflowId);
-        return st.status === 'contained' && st.evidence.length === 3 && st;
-      }, 'contained');
+const ORIGINAL_GRANTS = ['orders:read', 'orders:write', 'payments:admin'];
+
+describe('the automatic ladder', () => {
+  test('completes under a timed policy: sessions revoked, grants restricted, credential rotated, identity disabled', async () => {
+    await scenario({ policy: policyWith(timedLadder()) }, async (sc) => {
+      const state = await sc.until('contained with all evidence', (s) => s.status === 'contained' && s.evidence.length === 3);
       assert.equal(state.position, 'disabled');
-      assert.ok(state.suppressedAt);
-      const identity = (await lab.dir.read()).identities[s.identityId]!;
+      assert.deepEqual(state.receipts.grantsBefore, ORIGINAL_GRANTS);
+      assert.equal(state.receipts.enabledBefore, true);
+      const identity = await sc.identity();
       assert.deepEqual(identity.sessions, []);
       assert.deepEqual(identity.tokens, []);
       assert.deepEqual(identity.grants, ['orders:read']);
       assert.equal(identity.enabled, false);
       assert.equal(identity.highRiskApisBlocked, true);
-      assert.notEqual(identity.credential?.id, 'cred-original');
-      // The new secret is in the vault, and the lab holds only its hash.
-      const rotated = state.receipts.rotated!;
-      const { secret } = await new LocalVault(config.vaultDir).read(rotated.ref);
+      // The new secret is in the vault; the lab holds only its hash; history holds only a reference.
+      const { secret } = await new LocalVault(sc.config.vaultDir).read(state.receipts.rotated!.ref);
       assert.equal(identity.credential?.sha256, LabDirectory.hashSecret(secret));
-      assert.deepEqual(state.receipts.grantsBefore, ['orders:read', 'orders:write', 'payments:admin']);
+      // Evidence is content-addressed outside history: the hash recorded is the file's hash.
+      for (const e of state.evidence) {
+        const body = await readFile(new URL(e.uri));
+        assert.equal(createHash('sha256').update(body).digest('hex'), e.sha256);
+      }
+      // Each mutation was applied exactly once.
+      const ops = (await sc.mutations()).map((m) => m.op).sort();
+      assert.deepEqual(ops, ['block-high-risk-apis', 'disable', 'restrict', 'revoke-sessions', 'revoke-tokens', 'rotate']);
     });
   });
+
+  test('search attributes follow the containment so the UI can filter by stage', async () => {
+    await scenario({ policy: policyWith(timedLadder()) }, async (sc) => {
+      await sc.until('contained', (s) => s.status === 'contained');
+      const rows = await eventually(async () => {
+        const r = await listContainments(sc.client, { identity: sc.signal.identityId, stage: 'disabled', status: 'contained' });
+        return r.length === 1 && r;
+      }, 'visibility to show the contained identity');
+      assert.equal(rows[0]!.workflowId, sc.workflowId);
+      assert.equal(rows[0]!.provider, 'lab');
+      assert.equal(rows[0]!.kind, 'service-account');
+      assert.equal(rows[0]!.trigger, 'secret-exposed');
+      assert.equal(rows[0]!.risk, 90);
+    });
+  });
+});
+
+describe('suppression and evidence run side by side', () => {
+  test('slow evidence (2 s) does not delay suppression', async () => {
+    await scenario({ policy: policyWith([]), identity: { faults: { evidenceDelayMs: 2000 } } }, async (sc) => {
+      const state = await sc.until('evidence captured', (s) => s.evidence.length === 3);
+      const suppressions = (await sc.mutations()).map((m) => Date.parse(m.at));
+      const firstEvidence = Math.min(...state.actions.filter((a) => a.action.startsWith('evidence:')).map((a) => Date.parse(a.at)));
+      assert.equal(suppressions.length, 3);
+      // Every suppression was acknowledged by the provider before any delayed evidence finished.
+      assert.ok(Math.max(...suppressions) < firstEvidence, 'suppression waited for evidence');
+      assert.ok(Date.parse(state.suppressedAt!) < firstEvidence);
+    });
+  });
+
+  test('an evidence failure is recorded and leaves suppression done', async () => {
+    await scenario({ policy: policyWith(timedLadder('50ms')), identity: { faults: { evidenceFails: true } } }, async (sc) => {
+      const state = await sc.until('contained', (s) => s.status === 'contained');
+      const evidence = state.actions.filter((a) => a.action.startsWith('evidence:'));
+      assert.equal(evidence.length, 3);
+      assert.ok(evidence.every((a) => a.outcome === 'failed' && a.detail.includes('evidence capture')));
+      assert.deepEqual(state.evidence, []);
+      assert.ok(state.suppressedAt);
+      assert.deepEqual((await sc.identity()).sessions, []);
+    });
+  });
+
+  test('a suppression that cannot succeed ends in needs-attention, never contained', async () => {
+    await scenario({ policy: policyWith(timedLadder('50ms')), identity: null }, async (sc) => {
+      const state = await sc.until('needs-attention', (s) => s.status === 'needs-attention');
+      assert.equal(state.position, 'new');
+      assert.equal(state.suppressedAt, undefined);
+      const failed = state.actions.filter((a) => a.action.startsWith('suppress:'));
+      assert.equal(failed.length, 3);
+      assert.ok(failed.every((a) => a.outcome === 'failed' && a.detail.includes('does not exist')), JSON.stringify(failed));
+      assert.match(state.pendingDecision!.detail, /suppression failed/);
+      // An operator can close it; it never reaches "contained".
+      await sc.command('abort', 'identity was deleted upstream');
+      const closed = await sc.until('aborted', (s) => s.status === 'aborted');
+      assert.equal(closed.position, 'new');
+    });
+  });
+});
+
+describe('policy', () => {
+  test('a low-confidence signal steps up and watches; nothing is revoked', async () => {
+    await scenario({ policy: DEFAULT_POLICY, signal: { confidence: 0.3, trigger: 'new-device' } }, async (sc) => {
+      const state = await sc.until('watching', (s) => s.status === 'watching');
+      assert.equal(state.plan.rule, 'low-confidence-watch');
+      const identity = await sc.identity();
+      assert.equal(identity.sessions.length, 2);
+      assert.equal(identity.tokens.length, 2);
+      assert.equal(identity.enabled, true);
+      assert.deepEqual(identity.grants, ORIGINAL_GRANTS);
+      assert.equal(identity.stepUpRequired, true);
+      assert.deepEqual((await sc.mutations()).map((m) => m.op), ['force-step-up']);
+    });
+  });
+
+  test('a dry run reports every step and changes nothing', async () => {
+    await scenario({ policy: policyWith(timedLadder('50ms')), dryRun: true }, async (sc) => {
+      assert.match(sc.workflowId, /^cordon-dryrun\//);
+      const state = await sc.until('dry run to finish', (s) => s.status === 'contained');
+      assert.equal(state.plan.dryRun, true);
+      const steps = state.actions.map((a) => `${a.action}:${a.outcome}`);
+      for (const step of ['suppress:revoke-sessions:would-do', 'evidence:grants:would-do', 'restrict:would-do', 'rotate:would-do', 'disable:would-do']) {
+        assert.ok(steps.includes(step), `${step} missing from ${steps}`);
+      }
+      assert.match(state.actions.find((a) => a.action === 'restrict')!.detail, /would narrow grants \[orders:read, orders:write, payments:admin\] to \[orders:read\]/);
+      assert.deepEqual(await sc.mutations(), []);
+      assert.deepEqual(await sc.identity(), sc.seeded);
+    });
+  });
+});
+
+test('no secret value appears in any workflow history this file produced', async () => {
+  const { client } = await testEnv();
+  const { workflows, secrets } = await scanTouchedHistories(client);
+  assert.ok(workflows >= 6 && secrets >= 2, `scanned ${workflows} histories for ${secrets} secrets`);
 });
