@@ -1,5 +1,6 @@
 // Per-test-file helpers: a client on the run's dev server, an isolated data folder and task
 // queue, and a real worker running while a test body runs.
+import './quiet-runtime';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,11 +10,6 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { loadConfig, type CordonConfig } from '../activities/config';
 import type { ProviderRegistry } from '../activities/providers/registry';
 import { createCordonWorker } from '../workers/worker';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
-
-// Before any connection exists. Tests provoke activity failures on purpose, which the SDK logs
-// as warnings: show errors only, so the output stays readable.
-Runtime.install({ logger: new DefaultLogger('ERROR') });
 
 let envPromise: Promise<TestWorkflowEnvironment> | undefined;
 

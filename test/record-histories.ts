@@ -1,0 +1,90 @@
+// Records histories of representative containments into test/histories/, for the replay test.
+// Run it when the workflow changes on purpose *before* any containment runs on the old code:
+//   npx tsx test/run.ts test/record-histories.ts
+// Once histories are committed, a change to workflow code must keep them replaying (use patched()).
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { parsePolicy } from '../workflows/policy';
+import { closeTestEnv } from './harness';
+import { approvalLadder, labIdentity, policyWith, timedLadder } from './fixtures';
+import { scenario, type Scenario } from './scenario';
+
+after(closeTestEnv);
+
+async function save(sc: Scenario, name: string): Promise<void> {
+  const history = await sc.client.workflow.getHandle(sc.workflowId).fetchHistory();
+  await writeFile(join(__dirname, 'histories', `${name}.json`), historyToJSON(history));
+}
+
+test('record: timed ladder to contained', () =>
+  scenario({ policy: policyWith(timedLadder('100ms'), { retainFor: '1s' }) }, async (sc) => {
+    await sc.until('closed', (s) => s.closedReason !== undefined);
+    await sc.client.workflow.getHandle(sc.workflowId).result();
+    await save(sc, 'timed-ladder');
+  }));
+
+test('record: approvals, hold/resume, rollback at disabled', () =>
+  scenario({ policy: policyWith(approvalLadder()) }, async (sc) => {
+    for (const stage of ['restrict', 'rotate', 'disable'] as const) {
+      await sc.until(`approval for ${stage}`, (s) => s.pendingDecision?.stage === stage && s.pendingDecision.kind === 'approval');
+      if (stage === 'rotate') {
+        await sc.command('hold');
+        await sc.until('held', (s) => s.status === 'held');
+        await sc.command('resume');
+        await sc.until('approval again', (s) => s.status === 'active' && s.pendingDecision?.kind === 'approval');
+      }
+      await sc.command('advance');
+    }
+    await sc.until('contained', (s) => s.status === 'contained');
+    await sc.command('rollback', 'false positive');
+    await sc.client.workflow.getHandle(sc.workflowId).result();
+    await save(sc, 'approvals-rollback');
+  }));
+
+test('record: watch escalated by a harsher signal, then aborted', () => {
+  const policy = parsePolicy({
+    version: 'replay-escalation',
+    rules: [
+      { name: 'harsh', severity: 90, match: { minConfidence: 0.8 }, suppress: ['revoke-sessions', 'revoke-tokens'], evidence: ['grants'], stages: [{ stage: 'restrict', gate: { type: 'timer', after: '0s' }, keep: [] }, { stage: 'disable', gate: { type: 'approval' } }], retainFor: '1h' },
+      { name: 'watch', severity: 10, match: {}, suppress: ['force-step-up'], evidence: ['sessions'], stages: [], retainFor: '1h' },
+    ],
+  });
+  return scenario({ policy, signal: { confidence: 0.4 } }, async (sc) => {
+    await sc.until('watching', (s) => s.status === 'watching');
+    await sc.submit({ confidence: 0.95 });
+    await sc.until('approval for disable', (s) => s.pendingDecision?.stage === 'disable');
+    await sc.command('abort', 'handled by the owner');
+    await sc.client.workflow.getHandle(sc.workflowId).result();
+    await save(sc, 'escalation-abort');
+  });
+});
+
+test('record: suppression fails, needs attention, aborted', () =>
+  scenario({ policy: policyWith(timedLadder()), identity: null }, async (sc) => {
+    await sc.until('needs-attention', (s) => s.status === 'needs-attention');
+    await sc.command('abort', 'identity gone');
+    await sc.client.workflow.getHandle(sc.workflowId).result();
+    await save(sc, 'needs-attention-abort');
+  }));
+
+test('record: dependency gate cleared by an operator, slow evidence', () =>
+  scenario(
+    {
+      policy: policyWith([{ stage: 'disable', gate: { type: 'dependency-check', recheckEvery: '1h' } }], { retainFor: '1s' }),
+      identity: { ...labIdentity(), dependents: [{ name: 'ci pipeline' }], faults: { evidenceDelayMs: 300 } },
+    },
+    async (sc) => {
+      await sc.until('dependency check', (s) => s.pendingDecision?.kind === 'dependencies');
+      await sc.command('dependencies-cleared', 'pipeline moved');
+      await sc.client.workflow.getHandle(sc.workflowId).result();
+      await save(sc, 'dependency-gate');
+    },
+  ));
+
+test('record: dry run', () =>
+  scenario({ policy: policyWith(timedLadder('50ms'), { retainFor: '1s' }), dryRun: true }, async (sc) => {
+    await sc.client.workflow.getHandle(sc.workflowId).result();
+    await save(sc, 'dry-run');
+  }));

@@ -1,0 +1,35 @@
+// Replays recorded histories (test/histories/) against today's workflow code, so a change that
+// would break running containments fails here instead of in production. Re-record only with
+// `npx tsx test/run.ts test/record-histories.ts`, and only when no old containment can be running.
+import './quiet-runtime';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { workflowBundle } from '../workers/worker';
+
+const DIR = join(__dirname, 'histories');
+const histories = readdirSync(DIR)
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => ({ workflowId: f, history: historyFromJSON(JSON.parse(readFileSync(join(DIR, f), 'utf8'))) }));
+
+test('recorded histories exist for the ladder', () => {
+  assert.ok(histories.length >= 6, `only ${histories.length} recorded histories in ${DIR}`);
+});
+
+test('every recorded containment replays deterministically on the current workflow code', async () => {
+  const results = [];
+  for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) results.push(r);
+  const failures = results.filter((r) => r.error).map((r) => `${r.workflowId}: ${r.error!.message}`);
+  assert.deepEqual(failures, []);
+  assert.equal(results.length, histories.length);
+});
+
+test('replay catches an incompatible change to the workflow', async () => {
+  const changed = await bundleWorkflowCode({ workflowsPath: require.resolve('./changed-workflow'), logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } });
+  const failed = [];
+  for await (const r of Worker.runReplayHistories({ workflowBundle: changed }, histories)) if (r.error) failed.push(r.workflowId);
+  assert.equal(failed.length, histories.length, 'a non-deterministic change went unnoticed');
+});
