@@ -1,6 +1,12 @@
 // The foundation: a real workflow runs end to end on the real dev server through a real worker.
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { startDevServer } from '../scripts/dev-server';
+import { resolveTemporalCli } from '../scripts/temporal-cli';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { closeTestEnv, isolatedConfig, testEnv, withWorker } from './harness';
 
@@ -21,4 +27,26 @@ test('the server registered every Cordon search attribute', async () => {
   const env = await testEnv();
   const res = await env.connection.operatorService.listSearchAttributes({ namespace: env.namespace ?? 'default' });
   for (const key of ALL_SEARCH_ATTRIBUTES) assert.ok(res.customAttributes?.[key.name] !== undefined, `${key.name} is not registered`);
+});
+
+test('a workflow started before a dev server restart is still there after it (SQLite file)', async () => {
+  const cli = await resolveTemporalCli({ build: false });
+  assert.ok(cli.path, 'the temporal CLI must be available locally for this test');
+  const dbFile = join(mkdtempSync(join(tmpdir(), 'cordon-db-')), 'temporal.db');
+  let server = await startDevServer({ cli: cli.path, dbFile, headless: true });
+  const port = Number(server.address.split(':')[1]);
+  const workflowId = `persist-${Date.now()}`;
+  try {
+    const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+    await client.workflow.start('engineFloor', { taskQueue: 'nobody-polls-this', workflowId, args: ['x'] });
+    await client.connection.close();
+    await server.stop();
+    server = await startDevServer({ cli: cli.path, dbFile, headless: true, port });
+    const again = new Client({ connection: await Connection.connect({ address: server.address }) });
+    const description = await again.workflow.getHandle(workflowId).describe();
+    assert.equal(description.status.name, 'RUNNING');
+    await again.connection.close();
+  } finally {
+    await server.stop();
+  }
 });
