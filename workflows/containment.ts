@@ -89,11 +89,16 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   };
   const ruleActor = () => `policy:${state.plan.policyVersion}/${state.plan.rule}`;
 
+  let published = '';
   const publish = () => {
-    upsertSearchAttributes([
-      { key: SA.stage, value: state.position },
-      { key: SA.status, value: state.status },
-    ]);
+    // Upsert only on change: each upsert is a history event, details are not.
+    if (published !== `${state.position}/${state.status}`) {
+      published = `${state.position}/${state.status}`;
+      upsertSearchAttributes([
+        { key: SA.stage, value: state.position },
+        { key: SA.status, value: state.status },
+      ]);
+    }
     const pending = state.pendingDecision ? `\n\n**Waiting for:** ${state.pendingDecision.detail}` : '';
     const deadline = state.nextDeadline ? `\n\n**Next deadline:** ${state.nextDeadline}` : '';
     const last = state.actions.slice(-5).map((a) => `- ${a.at} ${a.action}: ${a.outcome} (${a.actor})`).join('\n');
