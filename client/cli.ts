@@ -145,6 +145,13 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
   return program;
 }
 
+/** Temporal errors wrap the useful part ("workflow not found", a failed task): show the chain. */
+function causes(err: Error): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e instanceof Error && parts.length < 4; e = e.cause) parts.push(e.message);
+  return [...new Set(parts)].join(': ');
+}
+
 export async function runCli(argv: string[]): Promise<number> {
   try {
     await buildCli().parseAsync(argv, { from: 'user' });
@@ -160,7 +167,7 @@ export async function runCli(argv: string[]): Promise<number> {
       console.error(`cordon: refused: ${e.message}`);
       return EXIT.rejected;
     }
-    console.error(`cordon: ${e.message}`);
+    console.error(`cordon: ${causes(e)}`);
     return EXIT.error;
   }
 }
