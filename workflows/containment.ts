@@ -6,6 +6,7 @@ import {
   allHandlersFinished,
   condition,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -52,6 +53,7 @@ const evidence = proxyActivities<ContainmentActivities>({
 const POSITION_OF: Record<StageName, LadderPosition> = { restrict: 'restricted', rotate: 'rotated', disable: 'disabled' };
 const REVERSIBLE: SuppressionAction[] = ['block-high-risk-apis', 'force-step-up'];
 const CLOSED = ['aborted', 'rolled-back'];
+const LIFT_SESSION_BLOCK = 'rollback-lifts-session-block';
 
 export async function containment(input: ContainmentInput): Promise<ContainmentState> {
   const first = IdentitySignal.safeParse(input.signal);
@@ -372,7 +374,10 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
         })) && ok;
     }
     if (receipts.grantsBefore) ok = (await undo('restrict', by, () => act.restoreGrants(target, receipts.grantsBefore!))) && ok;
-    const lifts = REVERSIBLE.filter((x) => suppressed.has(x)).map((a) => undo(`suppress:${a}`, by, () => act.liftSuppression(target, a)));
+    // Added after histories were recorded: revoke-sessions may block new logins (PostgreSQL), and
+    // rollback lifts that block. Containments started before it replay without the extra step.
+    const liftable = patched(LIFT_SESSION_BLOCK) ? [...REVERSIBLE, 'revoke-sessions' as const] : REVERSIBLE;
+    const lifts = liftable.filter((x) => suppressed.has(x)).map((a) => undo(`suppress:${a}`, by, () => act.liftSuppression(target, a)));
     for (const r of await Promise.all(lifts)) ok = r && ok;
     if (suppressed.has('revoke-sessions') || suppressed.has('revoke-tokens')) {
       record('rollback:revocations', by, 'not-supported', 'revoked sessions and tokens stay revoked: the owner signs in again');

@@ -155,7 +155,8 @@ export class LabProvider implements IdentityProvider {
   }
 
   liftSuppression(identityId: string, action: SuppressionAction): Promise<ActionResult> {
-    if (action === 'revoke-sessions' || action === 'revoke-tokens') return Promise.reject(new NotSupportedError(`${action} cannot be undone`));
+    // Ended sessions and revoked tokens stay ended: the owner signs in again.
+    if (action === 'revoke-sessions' || action === 'revoke-tokens') return Promise.resolve({ changed: false, detail: `${action}: nothing to lift; revocations stay` });
     return this.mutate(identityId, `lift:${action}`, (i) => {
       if (action === 'block-high-risk-apis') {
         if (!i.highRiskApisBlocked) return undefined;

@@ -2,12 +2,16 @@
 // systems join when their admin connection is configured.
 import type { CordonConfig } from '../config';
 import { LabProvider } from './lab';
+import { PostgresProvider } from './postgres';
 import type { IdentityProvider } from './provider';
+import { RedisProvider } from './redis';
 
 export type ProviderRegistry = ReadonlyMap<string, IdentityProvider>;
 
 export function createProviders(config: CordonConfig): ProviderRegistry {
   const providers: IdentityProvider[] = [new LabProvider(config.labFile)];
+  if (config.postgresUrl) providers.push(new PostgresProvider(config.postgresUrl));
+  if (config.redisUrl) providers.push(new RedisProvider(config.redisUrl));
   return new Map(providers.map((p) => [p.name, p]));
 }
 

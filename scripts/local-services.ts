@@ -1,0 +1,185 @@
+// Private PostgreSQL and Redis instances for tests, benchmarks and the demo: loopback only, free
+// ports, temporary folders, never the machine's system services. Each comes with Cordon's
+// least-privilege admin account (the provider's connection) and a setup account for fixtures.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { Client as PgClient } from 'pg';
+import Redis from 'ioredis';
+import { freePort } from './dev-server';
+
+export interface LocalService {
+  /** The provider's admin connection (least privilege), as CORDON_POSTGRES_URL / CORDON_REDIS_URL. */
+  adminUrl: string;
+  /** A full-power connection for test fixtures only. */
+  setupUrl: string;
+  startedInMs: number;
+  stop(): Promise<void>;
+}
+
+/** Where PostgreSQL's server binaries are: Debian keeps them outside PATH. */
+export function postgresBinDir(): string | undefined {
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))) : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
+  if (newest) return join(root, newest, 'bin');
+  const which = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' });
+  return which.status === 0 ? join(which.stdout.trim(), '..') : undefined;
+}
+
+export function redisServerPath(): string | undefined {
+  const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
+  return which.status === 0 ? which.stdout.trim() : undefined;
+}
+
+const isRoot = () => userInfo().uid === 0;
+const secret = () => randomBytes(18).toString('base64url');
+
+/** Runs a server binary; PostgreSQL refuses to run as root, so as root it runs as `postgres`. */
+function asServiceUser(cmd: string, args: string[], pgUser: boolean): [string, string[]] {
+  return pgUser && isRoot() ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+}
+
+function startProcess(cmd: string, args: string[], what: string): { child: ChildProcess; exited: () => string | undefined; stop: () => Promise<void> } {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  let exit: string | undefined;
+  child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
+  const done = new Promise<void>((ok) => child.once('exit', (code, sig) => ((exit = `${what} exited with ${sig ?? code}: ${stderr.trim()}`), ok())));
+  return {
+    child,
+    exited: () => exit,
+    stop: async () => {
+      if (exit === undefined) child.kill('SIGTERM');
+      await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
+      if (exit === undefined) child.kill('SIGKILL');
+    },
+  };
+}
+
+async function waitFor(what: string, exited: () => string | undefined, probe: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const gone = exited();
+    if (gone) throw new Error(gone);
+    try {
+      return await probe();
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${what} did not answer within ${timeoutMs} ms: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+export async function startPostgres(): Promise<LocalService> {
+  const bin = postgresBinDir();
+  if (!bin) throw new Error('PostgreSQL server binaries not found (Debian package "postgresql")');
+  const t0 = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-pg-'));
+  chmodSync(dir, 0o700);
+  if (isRoot()) {
+    const pg = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+    const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
+    chownSync(dir, Number(pg.stdout), Number(gid.stdout));
+  }
+  const data = join(dir, 'data');
+  // Sockets trust the local OS user (fixtures only); TCP, which Cordon uses, needs SCRAM passwords.
+  const [initCmd, initArgs] = asServiceUser(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-sync'], true);
+  const init = spawnSync(initCmd, initArgs, { encoding: 'utf8' });
+  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
+  const port = await freePort();
+  const [cmd, args] = asServiceUser(
+    join(bin, 'postgres'),
+    ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off', '-c', 'log_connections=on', '-c', 'max_connections=200'],
+    true,
+  );
+  const server = startProcess(cmd, args, 'postgres');
+  const setupUrl = `postgres://postgres@/postgres?host=${encodeURIComponent(dir)}&port=${port}`;
+  const superuser = () => new PgClient({ host: dir, port, user: 'postgres', database: 'postgres' });
+  await waitFor('postgres', server.exited, async () => {
+    const c = superuser();
+    await c.connect();
+    await c.end();
+  });
+  const password = secret();
+  const c = superuser();
+  await c.connect();
+  try {
+    // Least privilege for Cordon: manage non-superuser roles, end their backends, read their
+    // activity. Owners of objects whose grants it narrows add it to their role (see README).
+    await c.query(`CREATE ROLE cordon_admin LOGIN CREATEROLE PASSWORD '${password}'`);
+    await c.query('GRANT pg_signal_backend, pg_read_all_stats TO cordon_admin');
+  } finally {
+    await c.end();
+  }
+  return {
+    adminUrl: `postgres://cordon_admin:${password}@127.0.0.1:${port}/postgres`,
+    setupUrl,
+    startedInMs: Date.now() - t0,
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startRedis(): Promise<LocalService> {
+  const exe = redisServerPath();
+  if (!exe) throw new Error('redis-server not found (Debian package "redis-server")');
+  const t0 = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-redis-'));
+  const port = await freePort();
+  const adminPassword = secret();
+  const setupPassword = secret();
+  const conf = join(dir, 'redis.conf');
+  writeFileSync(
+    conf,
+    [
+      'bind 127.0.0.1',
+      `port ${port}`,
+      `dir ${dir}`,
+      'save ""',
+      'appendonly no',
+      'daemonize no',
+      // The admin can manage ACLs and clients and nothing else: it never reads application data.
+      `user cordon-admin on >${adminPassword} -@all +acl +client|list +client|kill +ping`,
+      `user default on >${setupPassword} ~* &* +@all`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  const server = startProcess(exe, [conf], 'redis-server');
+  await waitFor('redis', server.exited, async () => {
+    const r = new Redis({ port, host: '127.0.0.1', password: setupPassword, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      await r.connect();
+      await r.ping();
+    } finally {
+      r.disconnect();
+    }
+  });
+  return {
+    adminUrl: `redis://cordon-admin:${adminPassword}@127.0.0.1:${port}`,
+    setupUrl: `redis://default:${setupPassword}@127.0.0.1:${port}`,
+    startedInMs: Date.now() - t0,
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Installs what is missing from Debian's packages; only possible as root with apt-get. */
+export function installMissing(): string[] {
+  const missing = [...(postgresBinDir() ? [] : ['postgresql']), ...(redisServerPath() ? [] : ['redis-server'])];
+  if (!missing.length || !isRoot() || spawnSync('sh', ['-c', 'command -v apt-get']).status !== 0) return missing;
+  console.log(`cordon: installing ${missing.join(' ')} from Debian's packages`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update', '-q'], ['install', '-y', '-q', '--no-install-recommends', ...missing]]) {
+    const r = spawnSync('apt-get', args, { stdio: 'inherit', env });
+    if (r.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed with ${r.status}`);
+  }
+  return [...(postgresBinDir() ? [] : ['postgresql']), ...(redisServerPath() ? [] : ['redis-server'])];
+}
