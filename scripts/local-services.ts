@@ -16,6 +16,9 @@ export interface LocalService {
   /** A full-power connection for test fixtures only. */
   setupUrl: string;
   startedInMs: number;
+  /** Stops the server but keeps its data and port, for outage drills; resume() starts it again. */
+  halt(): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -42,19 +45,19 @@ function asServiceUser(cmd: string, args: string[], pgUser: boolean): [string, s
   return pgUser && isRoot() ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
 }
 
-function startProcess(cmd: string, args: string[], what: string): { child: ChildProcess; exited: () => string | undefined; stop: () => Promise<void> } {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+function startProcess(cmd: string, args: string[], what: string): { exited: () => string | undefined; stop: () => Promise<void> } {
+  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   let exit: string | undefined;
   child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
   const done = new Promise<void>((ok) => child.once('exit', (code, sig) => ((exit = `${what} exited with ${sig ?? code}: ${stderr.trim()}`), ok())));
   return {
-    child,
     exited: () => exit,
     stop: async () => {
       if (exit === undefined) child.kill('SIGTERM');
       await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
       if (exit === undefined) child.kill('SIGKILL');
+      await done;
     },
   };
 }
@@ -71,6 +74,19 @@ async function waitFor(what: string, exited: () => string | undefined, probe: ()
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+}
+
+/** A server process that can be stopped and started again on the same data and port. */
+async function restartable(what: string, cmd: string, args: string[], probe: () => Promise<void>) {
+  let current = startProcess(cmd, args, what);
+  await waitFor(what, current.exited, probe);
+  return {
+    halt: () => current.stop(),
+    resume: async () => {
+      current = startProcess(cmd, args, what);
+      await waitFor(what, current.exited, probe);
+    },
+  };
 }
 
 export async function startPostgres(): Promise<LocalService> {
@@ -95,10 +111,9 @@ export async function startPostgres(): Promise<LocalService> {
     ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off', '-c', 'log_connections=on', '-c', 'max_connections=200'],
     true,
   );
-  const server = startProcess(cmd, args, 'postgres');
   const setupUrl = `postgres://postgres@/postgres?host=${encodeURIComponent(dir)}&port=${port}`;
   const superuser = () => new PgClient({ host: dir, port, user: 'postgres', database: 'postgres' });
-  await waitFor('postgres', server.exited, async () => {
+  const server = await restartable('postgres', cmd, args, async () => {
     const c = superuser();
     await c.connect();
     await c.end();
@@ -118,8 +133,9 @@ export async function startPostgres(): Promise<LocalService> {
     adminUrl: `postgres://cordon_admin:${password}@127.0.0.1:${port}/postgres`,
     setupUrl,
     startedInMs: Date.now() - t0,
+    ...server,
     stop: async () => {
-      await server.stop();
+      await server.halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -143,6 +159,15 @@ export async function startRedis(): Promise<LocalService> {
       'save ""',
       'appendonly no',
       'daemonize no',
+      // Users live in an ACL file so that `ACL SAVE` carries them across a restart (outage drills).
+      `aclfile ${join(dir, 'users.acl')}`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  writeFileSync(
+    join(dir, 'users.acl'),
+    [
       // The admin can manage ACLs and clients and nothing else: it never reads application data.
       `user cordon-admin on >${adminPassword} -@all +acl +client|list +client|kill +ping`,
       `user default on >${setupPassword} ~* &* +@all`,
@@ -150,9 +175,9 @@ export async function startRedis(): Promise<LocalService> {
     ].join('\n'),
     { mode: 0o600 },
   );
-  const server = startProcess(exe, [conf], 'redis-server');
-  await waitFor('redis', server.exited, async () => {
+  const server = await restartable('redis-server', exe, [conf], async () => {
     const r = new Redis({ port, host: '127.0.0.1', password: setupPassword, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on('error', () => undefined); // refused while starting: the probe's own rejection says so
     try {
       await r.connect();
       await r.ping();
@@ -164,8 +189,9 @@ export async function startRedis(): Promise<LocalService> {
     adminUrl: `redis://cordon-admin:${adminPassword}@127.0.0.1:${port}`,
     setupUrl: `redis://default:${setupPassword}@127.0.0.1:${port}`,
     startedInMs: Date.now() - t0,
+    ...server,
     stop: async () => {
-      await server.stop();
+      await server.halt();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import Redis from 'ioredis';
+import type { CordonConfig } from '../activities/config';
 import { LabDirectory, LabProvider } from '../activities/providers/lab';
 import { PostgresProvider } from '../activities/providers/postgres';
 import type { IdentityProvider } from '../activities/providers/provider';
@@ -19,6 +20,8 @@ export interface Seeded {
   password: string;
   /** The approved minimum restrict keeps, in the provider's notation. */
   keep: string[];
+  /** The grants after restrict, when they are not exactly `keep` (rules that only deny stay). */
+  narrowed?: string[];
 }
 
 /** A live connection authenticated as the identity. */
@@ -38,6 +41,8 @@ export interface ProviderFixture {
   connect(identityId: string, password: string): Promise<Connection>;
   /** An identity the provider must refuse to contain. */
   protectedId?: string;
+  /** What a worker's configuration needs to reach the same system. */
+  config: Partial<CordonConfig>;
   close(): Promise<void>;
 }
 
@@ -50,6 +55,7 @@ export function labFixture(): ProviderFixture {
   return {
     name: 'lab',
     provider,
+    config: { labFile: file },
     async seed() {
       const identityId = `svc-${randomUUID().slice(0, 8)}`;
       const secret = password();
@@ -79,6 +85,7 @@ export function postgresFixture(adminUrl: string, setupUrl: string): ProviderFix
   const provider = new PostgresProvider(adminUrl);
   const admin = new URL(adminUrl);
   const setup = new pg.Pool({ connectionString: setupUrl, max: 2 });
+  setup.on('error', () => undefined); // outage drills stop the server under it
   let world: Promise<void> | undefined;
   // Tables belong to app_owner; Cordon's admin is a member of it so it may revoke their grants.
   const prepare = () =>
@@ -98,6 +105,7 @@ export function postgresFixture(adminUrl: string, setupUrl: string): ProviderFix
   return {
     name: 'postgres',
     provider,
+    config: { postgresUrl: adminUrl },
     protectedId: 'postgres',
     async seed() {
       await prepare();
@@ -128,24 +136,29 @@ export function postgresFixture(adminUrl: string, setupUrl: string): ProviderFix
 export function redisFixture(adminUrl: string, setupUrl: string): ProviderFixture {
   const provider = new RedisProvider(adminUrl);
   const setup = new Redis(setupUrl, { lazyConnect: true });
+  setup.on('error', () => undefined); // outage drills stop the server under it
   const port = Number(new URL(adminUrl).port);
   return {
     name: 'redis',
     provider,
+    config: { redisUrl: adminUrl },
     protectedId: 'default',
     async seed() {
       const identityId = `svc-${randomUUID().slice(0, 8)}`;
       const secret = password();
       // Explicit commands: Redis 7.0 prints category rules expanded, and keep lists use printed rules.
       await setup.call('ACL', 'SETUSER', identityId, 'on', `>${secret}`, '~app:*', '~cache:*', '+get', '+set', '+del', '+ping');
-      return { identityId, password: secret, keep: ['+get', '~app:*'] };
+      await setup.call('ACL', 'SAVE'); // survives a server restart in outage drills
+      return { identityId, password: secret, keep: ['+get', '~app:*'], narrowed: ['-@all', '+get', '~app:*'] };
     },
     async connect(identityId, secret) {
       const c = new Redis({ host: '127.0.0.1', port, username: identityId, password: secret, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, enableReadyCheck: false, retryStrategy: () => null, connectionName: 'attacker-tool' });
       c.on('error', () => undefined);
       await c.connect();
-      // ioredis connects even when AUTH fails; the first command tells whether we are in.
-      await c.ping().catch(async (err) => {
+      // ioredis connects even when AUTH fails; the first command tells whether we are in
+      // (NOPERM means logged in but narrowed; NOAUTH/WRONGPASS means not logged in).
+      await c.ping().catch((err: Error) => {
+        if (/^NOPERM/.test(err.message)) return;
         c.disconnect();
         throw err;
       });
