@@ -2,6 +2,7 @@
 // Run it when the workflow changes on purpose *before* any containment runs on the old code:
 //   npx tsx test/run.ts test/record-histories.ts
 // Once histories are committed, a change to workflow code must keep them replaying (use patched()).
+// After a patched() change, record the new version beside the old: CORDON_HISTORY_VERSION=v2.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -13,9 +14,13 @@ import { scenario, type Scenario } from './scenario';
 
 after(closeTestEnv);
 
+// A new workflow version records beside the old ones (CORDON_HISTORY_VERSION=v2 …), so replay
+// covers containments started on every version still running.
+const VERSION = process.env.CORDON_HISTORY_VERSION ? `${process.env.CORDON_HISTORY_VERSION}-` : '';
+
 async function save(sc: Scenario, name: string): Promise<void> {
   const history = await sc.client.workflow.getHandle(sc.workflowId).fetchHistory();
-  await writeFile(join(__dirname, 'histories', `${name}.json`), historyToJSON(history));
+  await writeFile(join(__dirname, 'histories', `${VERSION}${name}.json`), historyToJSON(history));
 }
 
 test('record: timed ladder to contained', () =>

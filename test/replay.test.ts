@@ -16,7 +16,13 @@ const histories = readdirSync(DIR)
   .map((f) => ({ workflowId: f, history: historyFromJSON(JSON.parse(readFileSync(join(DIR, f), 'utf8'))) }));
 
 test('recorded histories exist for the ladder', () => {
-  assert.ok(histories.length >= 6, `only ${histories.length} recorded histories in ${DIR}`);
+  assert.ok(histories.length >= 12, `only ${histories.length} recorded histories in ${DIR}`);
+});
+
+test('rollback histories exist from before and after the patched() session-block change', () => {
+  const rollbacks = histories.filter((h) => h.workflowId.endsWith('approvals-rollback.json'));
+  const marked = rollbacks.filter((h) => JSON.stringify(h.history).includes('MARKER_RECORDED') || h.history.events?.some((e) => e.markerRecordedEventAttributes));
+  assert.ok(marked.length >= 1 && marked.length < rollbacks.length, `old and new rollback histories: ${rollbacks.length} found, ${marked.length} with the patch marker`);
 });
 
 test('every recorded containment replays deterministically on the current workflow code', async () => {
