@@ -89,3 +89,14 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, wh
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** A seeded PRNG (mulberry32) in [0, 1): the same seed replays the same fuzz cases or drill faults. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
