@@ -30,6 +30,8 @@ export interface Connection {
   approved(): Promise<void>;
   /** Uses access outside the approved minimum; throws when denied or disconnected. */
   outside(): Promise<void>;
+  /** Resolves with performance.now() when the server ends the connection (real servers only). */
+  closed?: Promise<number>;
   close(): Promise<void>;
 }
 
@@ -118,8 +120,10 @@ export function postgresFixture(adminUrl: string, setupUrl: string): ProviderFix
     async connect(identityId, secret) {
       const c = new pg.Client({ host: admin.hostname, port: Number(admin.port), user: identityId, password: secret, database: 'postgres', application_name: 'attacker-tool', connectionTimeoutMillis: 5000 });
       c.on('error', () => undefined); // a terminated backend surfaces on the next query instead
+      const closed = new Promise<number>((r) => c.once('end', () => r(performance.now())));
       await c.connect();
       return {
+        closed,
         approved: async () => void (await c.query('SELECT count(*) FROM orders')),
         // Two ways beyond the minimum: a direct grant and a group membership.
         outside: async () => void (await c.query('SELECT (SELECT count(*) FROM payments) + (SELECT count(*) FROM customers)')),
@@ -154,6 +158,7 @@ export function redisFixture(adminUrl: string, setupUrl: string): ProviderFixtur
     async connect(identityId, secret) {
       const c = new Redis({ host: '127.0.0.1', port, username: identityId, password: secret, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, enableReadyCheck: false, retryStrategy: () => null, connectionName: 'attacker-tool' });
       c.on('error', () => undefined);
+      const closed = new Promise<number>((r) => c.once('close', () => r(performance.now())));
       await c.connect();
       // ioredis connects even when AUTH fails; the first command tells whether we are in
       // (NOPERM means logged in but narrowed; NOAUTH/WRONGPASS means not logged in).
@@ -163,6 +168,7 @@ export function redisFixture(adminUrl: string, setupUrl: string): ProviderFixtur
         throw err;
       });
       return {
+        closed,
         approved: async () => void (await c.get('app:1')),
         outside: async () => void (await c.set('app:1', 'x')),
         close: async () => c.disconnect(),
