@@ -45,18 +45,34 @@ function asServiceUser(cmd: string, args: string[], pgUser: boolean): [string, s
   return pgUser && isRoot() ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
 }
 
-function startProcess(cmd: string, args: string[], what: string): { exited: () => string | undefined; stop: () => Promise<void> } {
-  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+function startProcess(cmd: string, args: string[], what: string, stopSignal: NodeJS.Signals): { exited: () => string | undefined; stop: () => Promise<void> } {
+  // Its own process group: `runuser` sits between us and postgres, and both must go.
+  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, sig);
+    } catch {
+      /* already gone */
+    }
+  };
   let stderr = '';
   let exit: string | undefined;
   child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
-  const done = new Promise<void>((ok) => child.once('exit', (code, sig) => ((exit = `${what} exited with ${sig ?? code}: ${stderr.trim()}`), ok())));
+  const orphanGuard = () => signal('SIGKILL'); // never outlive the process that started it
+  process.once('exit', orphanGuard);
+  const done = new Promise<void>((ok) =>
+    child.once('exit', (code, sig) => {
+      exit = `${what} exited with ${sig ?? code}: ${stderr.trim()}`;
+      process.off('exit', orphanGuard);
+      ok();
+    }),
+  );
   return {
     exited: () => exit,
     stop: async () => {
-      if (exit === undefined) child.kill('SIGTERM');
+      if (exit === undefined) signal(stopSignal);
       await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
-      if (exit === undefined) child.kill('SIGKILL');
+      if (exit === undefined) signal('SIGKILL');
       await done;
     },
   };
@@ -77,13 +93,13 @@ async function waitFor(what: string, exited: () => string | undefined, probe: ()
 }
 
 /** A server process that can be stopped and started again on the same data and port. */
-async function restartable(what: string, cmd: string, args: string[], probe: () => Promise<void>) {
-  let current = startProcess(cmd, args, what);
+async function restartable(what: string, cmd: string, args: string[], probe: () => Promise<void>, stopSignal: NodeJS.Signals = 'SIGTERM') {
+  let current = startProcess(cmd, args, what, stopSignal);
   await waitFor(what, current.exited, probe);
   return {
     halt: () => current.stop(),
     resume: async () => {
-      current = startProcess(cmd, args, what);
+      current = startProcess(cmd, args, what, stopSignal);
       await waitFor(what, current.exited, probe);
     },
   };
@@ -113,11 +129,18 @@ export async function startPostgres(): Promise<LocalService> {
   );
   const setupUrl = `postgres://postgres@/postgres?host=${encodeURIComponent(dir)}&port=${port}`;
   const superuser = () => new PgClient({ host: dir, port, user: 'postgres', database: 'postgres' });
-  const server = await restartable('postgres', cmd, args, async () => {
-    const c = superuser();
-    await c.connect();
-    await c.end();
-  });
+  // SIGINT is PostgreSQL's fast shutdown: it ends client sessions instead of waiting for them.
+  const server = await restartable(
+    'postgres',
+    cmd,
+    args,
+    async () => {
+      const c = superuser();
+      await c.connect();
+      await c.end();
+    },
+    'SIGINT',
+  );
   const password = secret();
   const c = superuser();
   await c.connect();

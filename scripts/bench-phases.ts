@@ -1,0 +1,343 @@
+// The benchmark's measurements, one function per phase. Each phase gets its own worker, task
+// queue and data folder, so none inherits another's lab file, workflow cache or backlog.
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import { loadConfig, type CordonConfig } from '../activities/config';
+import { LabDirectory } from '../activities/providers/lab';
+import type { ProviderRegistry } from '../activities/providers/registry';
+import { describeContainment, sendCommand, submitSignal } from '../client/containments';
+import { containmentWorkflowId } from '../workflows/ids';
+import { SA } from '../workflows/search-attributes';
+import type { Policy } from '../workflows/policy';
+import { ContainmentState, type IdentitySignal } from '../workflows/schemas';
+import { createCordonWorker } from '../workers/worker';
+import { approvalLadder, labIdentity, policyWith, signal, timedLadder } from '../test/fixtures';
+import { ShardedLab, labBench, type BenchProvider } from './bench-providers';
+import { mapLimit, percentiles, sleep, type Percentiles, type Progress } from './measure';
+
+export interface Bench {
+  client: Client;
+  connection: NativeConnection;
+  namespace: string;
+  /** A temporary folder for every phase's data. */
+  root: string;
+  /** The dev server's SQLite file, whose size the scale phase reports. */
+  dbFile: string;
+  progress: Progress;
+}
+
+export interface Rate extends Percentiles {
+  concurrency: number;
+  perSecond: number;
+}
+
+/** Unmeasured runs first: a new worker creates its workflow context and caches on first use. */
+const WARMUP = 5;
+/** The shipped NHI rule's suppression with evidence beside it, no stages, closing soon after. */
+export const SUPPRESS_ONLY = policyWith([], { retainFor: '1ms' });
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+export async function withBenchWorker<T>(
+  b: Bench,
+  name: string,
+  fn: (config: CordonConfig, worker: Worker) => Promise<T>,
+  o: { provider?: BenchProvider; providers?: ProviderRegistry } = {},
+): Promise<T> {
+  const base: CordonConfig = { ...loadConfig({ CORDON_DATA_DIR: join(b.root, name) }), taskQueue: `bench-${name}`, metricsPort: 0 };
+  const config = o.provider ? o.provider.configure(base) : base;
+  const { worker, close } = await createCordonWorker({ connection: b.connection, namespace: b.namespace, config, providers: o.providers, shutdownGraceTime: '1s' });
+  try {
+    return await worker.runUntil(fn(config, worker));
+  } finally {
+    await close();
+  }
+}
+
+interface Contained {
+  /** Signal accepted (submitSignal returned) → the provider acknowledged the last suppression, ms. */
+  tts: number;
+  suppressedAt: number;
+}
+
+const EventType = temporal.api.enums.v1.EventType;
+const keyword = (p: temporal.api.common.v1.IPayload | null | undefined) => (p?.data ? (JSON.parse(Buffer.from(p.data).toString('utf8')) as unknown) : undefined);
+
+/**
+ * Waits until the containment publishes CordonStage "suppressed", by long-polling its history.
+ * Not by polling the state query: queries are worker tasks and would load what is measured; and
+ * not by waiting for the result: closing needs a timer, which the server fires ~1 s late.
+ */
+async function untilSuppressed(client: Client, workflowId: string, runId: string): Promise<void> {
+  const execution = { workflowId, runId };
+  let nextPageToken: Uint8Array | undefined;
+  for (;;) {
+    const res = await client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution, waitNewEvent: true, skipArchival: true, nextPageToken });
+    for (const e of res.history?.events ?? []) {
+      const fields = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
+      if (keyword(fields?.[SA.stage.name]) === 'suppressed') return;
+      if (keyword(fields?.[SA.status.name]) === 'needs-attention') throw new Error(`${workflowId} needs attention: suppression failed`);
+      if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) throw new Error(`${workflowId} closed without suppression`);
+    }
+    if (!res.nextPageToken?.length) throw new Error(`${workflowId} closed without suppression`);
+    nextPageToken = res.nextPageToken;
+  }
+}
+
+/** Submits one signal and waits for suppression; the state says when the provider acknowledged it. */
+export async function containOnce(client: Client, taskQueue: string, s: IdentitySignal, o: { policy: Policy; evidenceFirst?: boolean }): Promise<Contained> {
+  const { workflowId, runId } = await submitSignal(client, s, { taskQueue, policy: o.policy, evidenceFirst: o.evidenceFirst });
+  const accepted = Date.now();
+  await untilSuppressed(client, workflowId, runId);
+  const state = ContainmentState.parse(await describeContainment(client, workflowId));
+  const suppressedAt = Date.parse(state.suppressedAt!);
+  return { tts: suppressedAt - accepted, suppressedAt };
+}
+
+async function warmUp(b: Bench, config: CordonConfig, provider: BenchProvider, tag: string): Promise<void> {
+  const ids = range(WARMUP).map((i) => `bench-warmup-${tag}-${i}`);
+  await provider.seed(config, ids);
+  for (const id of ids) await containOnce(b.client, config.taskQueue, signal({ ...provider.signal, identityId: id }), { policy: SUPPRESS_ONLY });
+}
+
+/** The engine floor: the smallest workflow (start → one no-op activity → result) at each concurrency. */
+export async function engineFloor(b: Bench, concurrencies: number[], runs: number): Promise<Rate[]> {
+  return withBenchWorker(b, 'floor', async (config) => {
+    const once = async (workflowId: string) => {
+      const t = performance.now();
+      await b.client.workflow.execute('engineFloor', { taskQueue: config.taskQueue, workflowId, args: ['bench'] });
+      return performance.now() - t;
+    };
+    for (const i of range(WARMUP)) await once(`floor-warmup-${i}`);
+    const out: Rate[] = [];
+    for (const c of concurrencies) {
+      let done = 0;
+      const t0 = performance.now();
+      const latencies = await mapLimit(range(runs), c, async (i) => {
+        const ms = await once(`floor-c${c}-${i}`);
+        b.progress.update('engine floor', ++done, runs, `concurrency ${c}`);
+        return ms;
+      });
+      out.push({ concurrency: c, ...percentiles(latencies), perSecond: runs / ((performance.now() - t0) / 1000) });
+    }
+    return out;
+  });
+}
+
+/**
+ * Time to suppress on one provider at each concurrency, and containments per second from the
+ * first signal to the last acknowledged suppression. A fresh worker and lab file per level.
+ */
+export async function timeToSuppress(b: Bench, provider: BenchProvider, concurrencies: number[], runs: number): Promise<Rate[]> {
+  const out: Rate[] = [];
+  for (const c of concurrencies) {
+    const rate = await withBenchWorker(
+      b,
+      `tts-${provider.name}-c${c}`,
+      async (config) => {
+        await warmUp(b, config, provider, `${provider.name}-c${c}`);
+        const ids = range(runs).map((i) => `bench-${provider.name}-c${c}-${i}`);
+        await provider.seed(config, ids);
+        let done = 0;
+        const t0 = Date.now();
+        const results = await mapLimit(ids, c, async (id) => {
+          const r = await containOnce(b.client, config.taskQueue, signal({ ...provider.signal, identityId: id }), { policy: SUPPRESS_ONLY });
+          b.progress.update(`time to suppress (${provider.name})`, ++done, runs, `concurrency ${c}`);
+          return r;
+        });
+        const last = Math.max(...results.map((r) => r.suppressedAt));
+        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000) };
+      },
+      { provider },
+    );
+    out.push(rate);
+  }
+  return out;
+}
+
+export interface EvidenceComparison {
+  evidenceDelayMs: number;
+  concurrency: number;
+  parallel: Percentiles;
+  evidenceFirst: Percentiles;
+  /** Time to suppress in parallel divided by evidence first (smaller is better for parallel). */
+  ratio: { p50: number; p95: number };
+}
+
+const EVIDENCE_CONCURRENCY = 8;
+
+/**
+ * Suppression beside slow evidence (Cordon) against evidence first, then suppression (the usual
+ * playbook), on lab identities whose evidence takes `evidenceMs`. Both in the same run,
+ * interleaved, so that both see the same load.
+ */
+export async function evidenceFirst(b: Bench, runs: number, evidenceMs: number): Promise<EvidenceComparison> {
+  const n = Math.min(runs, 40); // each evidence-first run takes evidenceMs at least
+  return withBenchWorker(b, 'evidence-first', async (config) => {
+    await warmUp(b, config, labBench, 'evidence');
+    const ids = range(2 * n).map((i) => `bench-evidence-${i}`);
+    await new LabDirectory(config.labFile).seed(Object.fromEntries(ids.map((id) => [id, labIdentity({ faults: { evidenceDelayMs: evidenceMs } })])));
+    let done = 0;
+    const results = await mapLimit(ids, EVIDENCE_CONCURRENCY, async (id, i) => {
+      const r = await containOnce(b.client, config.taskQueue, signal({ identityId: id }), { policy: SUPPRESS_ONLY, evidenceFirst: i % 2 === 1 });
+      b.progress.update('evidence first vs parallel', ++done, ids.length);
+      return { ...r, evidenceFirst: i % 2 === 1 };
+    });
+    const parallel = percentiles(results.filter((r) => !r.evidenceFirst).map((r) => r.tts));
+    const first = percentiles(results.filter((r) => r.evidenceFirst).map((r) => r.tts));
+    return {
+      evidenceDelayMs: evidenceMs,
+      concurrency: EVIDENCE_CONCURRENCY,
+      parallel,
+      evidenceFirst: first,
+      ratio: { p50: parallel.p50 / first.p50, p95: parallel.p95 / first.p95 },
+    };
+  });
+}
+
+export interface LadderCost {
+  /** History events of one complete restrict → rotate → disable containment on timer gates. */
+  events: number;
+  historyBytes: number;
+  byType: Record<string, number>;
+  /** The engine floor's history, for scale. */
+  floorEvents: number;
+}
+
+export async function ladderCost(b: Bench): Promise<LadderCost> {
+  return withBenchWorker(b, 'cost', async (config) => {
+    await labBench.seed(config, ['bench-cost']);
+    const policy = policyWith(timedLadder('200ms'), { retainFor: '1s' });
+    const { workflowId } = await submitSignal(b.client, signal({ identityId: 'bench-cost' }), { taskQueue: config.taskQueue, policy });
+    const handle = b.client.workflow.getHandle(workflowId);
+    const state = ContainmentState.parse(await handle.result());
+    if (state.position !== 'disabled') throw new Error(`the cost containment ended at ${state.position} (${state.status}), not disabled`);
+    const history = await handle.fetchHistory();
+    const floor = await b.client.workflow.start('engineFloor', { taskQueue: config.taskQueue, workflowId: 'floor-cost', args: ['cost'] });
+    await floor.result();
+    const byType: Record<string, number> = {};
+    for (const e of history.events ?? []) {
+      const type = (temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? 'unknown').replace(/^EVENT_TYPE_/, '').toLowerCase();
+      byType[type] = (byType[type] ?? 0) + 1;
+    }
+    return {
+      events: history.events?.length ?? 0,
+      historyBytes: temporal.api.history.v1.History.encode(history).finish().length,
+      byType,
+      floorEvents: (await floor.fetchHistory()).events?.length ?? 0,
+    };
+  });
+}
+
+export interface ScaleResult {
+  containments: number;
+  inFlight: number;
+  labShards: number;
+  startSeconds: number;
+  startErrors: number;
+  /** Suppressed and waiting at the restrict approval gate. */
+  parked: number;
+  parkSeconds: number;
+  /** Of this process, which hosts the worker. Workflows run in worker threads: their heaps count in RSS only. */
+  memory: { rssBefore: number; rssParked: number; mainHeapUsedBefore: number; mainHeapUsedParked: number };
+  maxCachedWorkflows: number;
+  db: { bytes: number; walBytes: number };
+  advanceSeconds: number;
+  commandErrors: number;
+  restricted: number;
+  /** Containments that did not reach "restricted". */
+  lost: number;
+}
+
+/** Gives up when the count has not moved for this long: what has not arrived by then is lost. */
+const STALL_MS = 60_000;
+
+async function waitForCount(b: Bench, query: string, target: number, phase: string): Promise<number> {
+  let count = 0;
+  let movedAt = Date.now();
+  for (;;) {
+    const now = (await b.client.workflow.count(query)).count;
+    if (now !== count) movedAt = Date.now();
+    count = now;
+    b.progress.update(phase, count, target);
+    if (count >= target || Date.now() - movedAt > STALL_MS) return count;
+    await sleep(250);
+  }
+}
+
+const fileSize = (f: string) => {
+  try {
+    return statSync(f).size;
+  } catch {
+    return 0;
+  }
+};
+
+/**
+ * N containments parked at an approval gate: the worker's memory and the server's database
+ * with all of them open, then how long one "advance" each takes to move all N to restricted.
+ */
+export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleResult> {
+  const labShards = Math.ceil(n / 100);
+  const lab = new ShardedLab(join(b.root, 'scale-lab'), labShards);
+  const ids = range(n).map((i) => `bench-scale-${i}`);
+  await lab.seed(Object.fromEntries(ids.map((id) => [id, labIdentity()])));
+  const policy = policyWith(approvalLadder());
+  return withBenchWorker(
+    b,
+    'scale',
+    async (config, worker) => {
+      const where = (condition: string) => `TaskQueue = "${config.taskQueue}" AND ${condition}`;
+      const before = process.memoryUsage();
+      let started = 0;
+      const t0 = performance.now();
+      const startFailed = await mapLimit(ids, inFlight, async (id) => {
+        try {
+          await submitSignal(b.client, signal({ identityId: id }), { taskQueue: config.taskQueue, policy });
+          return false;
+        } catch {
+          return true;
+        } finally {
+          b.progress.update('scale: start', ++started, n);
+        }
+      });
+      const startSeconds = (performance.now() - t0) / 1000;
+      const parked = await waitForCount(b, where('CordonStage = "suppressed" AND CordonStatus = "active"'), n, 'scale: park at the gate');
+      const parkSeconds = (performance.now() - t0) / 1000;
+      const mem = process.memoryUsage();
+      const db = { bytes: fileSize(b.dbFile), walBytes: fileSize(`${b.dbFile}-wal`) };
+      let sent = 0;
+      const t1 = performance.now();
+      const commandFailed = await mapLimit(ids, inFlight, async (id) => {
+        try {
+          await sendCommand(b.client, containmentWorkflowId({ provider: 'lab', identityId: id }), { type: 'advance', by: 'bench', reason: 'scale phase' });
+          return false;
+        } catch {
+          return true;
+        } finally {
+          b.progress.update('scale: advance', ++sent, n);
+        }
+      });
+      const restricted = await waitForCount(b, where('CordonStage = "restricted"'), n, 'scale: reach restricted');
+      return {
+        containments: n,
+        inFlight,
+        labShards,
+        startSeconds,
+        startErrors: startFailed.filter(Boolean).length,
+        parked,
+        parkSeconds,
+        memory: { rssBefore: before.rss, rssParked: mem.rss, mainHeapUsedBefore: before.heapUsed, mainHeapUsedParked: mem.heapUsed },
+        maxCachedWorkflows: worker.options.maxCachedWorkflows,
+        db,
+        advanceSeconds: (performance.now() - t1) / 1000,
+        commandErrors: commandFailed.filter(Boolean).length,
+        restricted,
+        lost: n - restricted,
+      };
+    },
+    { providers: new Map([['lab', lab]]) },
+  );
+}

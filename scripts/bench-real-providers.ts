@@ -1,0 +1,122 @@
+// PostgreSQL and Redis in the benchmark: private servers started here when the binaries are
+// installed (never the ones in CORDON_*_URL: the benchmark creates hundreds of roles). Identities are
+// created through Cordon's own admin connection (CREATEROLE / +acl are enough for a login role or
+// an ACL user), and each phase that wants it can open a live "attacker" connection as one.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import Redis from 'ioredis';
+import { postgresBinDir, redisServerPath, startPostgres, startRedis, type LocalService } from './local-services';
+import { containOnce, SUPPRESS_ONLY, withBenchWorker, type Bench } from './bench-phases';
+import type { BenchProvider } from './bench-providers';
+import { percentiles, sleep, type Percentiles } from './measure';
+import { signal } from '../test/fixtures';
+
+export interface RealBenchProvider extends BenchProvider {
+  /** Opens a connection authenticated as the identity; resolves when the server closes it. */
+  attack(identityId: string): Promise<{ closed: Promise<number>; close(): void }>;
+  close(): Promise<void>;
+}
+
+const PASSWORD = `bench-${randomBytes(12).toString('base64url')}`;
+
+function postgresBench(url: string): RealBenchProvider {
+  const admin = new pg.Pool({ connectionString: url, max: 4 });
+  admin.on('error', () => undefined);
+  const u = new URL(url);
+  return {
+    name: 'postgres',
+    signal: { provider: 'postgres', identityKind: 'database-role' },
+    configure: (config) => ({ ...config, postgresUrl: url }),
+    async seed(_config, ids) {
+      for (const id of ids) await admin.query(`CREATE ROLE ${pg.escapeIdentifier(id)} LOGIN PASSWORD ${pg.escapeLiteral(PASSWORD)}`);
+    },
+    async attack(id) {
+      const c = new pg.Client({ host: u.hostname, port: Number(u.port || 5432), user: id, password: PASSWORD, database: 'postgres', application_name: 'attacker' });
+      c.on('error', () => undefined);
+      const closed = new Promise<number>((r) => c.once('end', () => r(performance.now())));
+      await c.connect();
+      return { closed, close: () => void c.end().catch(() => undefined) };
+    },
+    close: () => admin.end(),
+  };
+}
+
+function redisBench(url: string): RealBenchProvider {
+  const admin = new Redis(url, { lazyConnect: true, enableReadyCheck: false });
+  admin.on('error', () => undefined);
+  const u = new URL(url);
+  return {
+    name: 'redis',
+    signal: { provider: 'redis', identityKind: 'service-account' },
+    configure: (config) => ({ ...config, redisUrl: url }),
+    async seed(_config, ids) {
+      for (const id of ids) await admin.call('ACL', 'SETUSER', id, 'on', `>${PASSWORD}`, '~app:*', '+get', '+set', '+ping');
+    },
+    async attack(id) {
+      const c = new Redis({ host: u.hostname, port: Number(u.port || 6379), username: id, password: PASSWORD, lazyConnect: true, enableReadyCheck: false, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      c.on('error', () => undefined);
+      const closed = new Promise<number>((r) => c.once('close', () => r(performance.now())));
+      await c.connect();
+      await c.ping();
+      return { closed, close: () => c.disconnect() };
+    },
+    close: async () => admin.disconnect(),
+  };
+}
+
+/** The real providers this machine can benchmark, with what was skipped and why. */
+export async function realBenchProviders(): Promise<{ providers: RealBenchProvider[]; skipped: string[]; stop(): Promise<void> }> {
+  const started: LocalService[] = [];
+  const providers: RealBenchProvider[] = [];
+  const skipped: string[] = [];
+  if (postgresBinDir()) started.push(await startPostgres().then((s) => ((providers.push(postgresBench(s.adminUrl)), s))));
+  else skipped.push('postgres (PostgreSQL binaries not installed)');
+  if (redisServerPath()) started.push(await startRedis().then((s) => ((providers.push(redisBench(s.adminUrl)), s))));
+  else skipped.push('redis (redis-server not installed)');
+  return {
+    providers,
+    skipped,
+    stop: async () => {
+      await Promise.all(providers.map((p) => p.close()));
+      await Promise.all(started.map((s) => s.stop()));
+    },
+  };
+}
+
+export interface Cutoff extends Percentiles {
+  provider: string;
+  /** Time to suppress (provider acknowledgement) over the same runs, for comparison. */
+  acknowledged: Percentiles;
+}
+
+/**
+ * What the attacker sees: a live connection as the identity, then a signal; the time from
+ * submitting the signal to the server closing that connection. One at a time, so each figure
+ * is one containment's own latency.
+ */
+export async function attackerCutoff(b: Bench, p: RealBenchProvider, runs: number): Promise<Cutoff> {
+  return withBenchWorker(
+    b,
+    `cutoff-${p.name}`,
+    async (config) => {
+      const ids = Array.from({ length: runs + 3 }, (_, i) => `cutoff-${p.name}-${i}`);
+      await p.seed(config, ids);
+      const dead: number[] = [];
+      const acked: number[] = [];
+      for (const [i, id] of ids.entries()) {
+        const attacker = await p.attack(id);
+        const t0 = performance.now();
+        const r = await containOnce(b.client, config.taskQueue, signal({ ...p.signal, identityId: id }), { policy: SUPPRESS_ONLY });
+        const closedAt = await Promise.race([attacker.closed, sleep(10_000).then(() => NaN)]);
+        attacker.close();
+        if (i < 3) continue; // warm-up
+        dead.push(closedAt - t0);
+        acked.push(r.tts);
+        b.progress.update(`attacker cut-off (${p.name})`, i - 2, runs);
+      }
+      if (dead.some((d) => Number.isNaN(d))) throw new Error(`${p.name}: an attacker connection was still open 10 s after its containment suppressed`);
+      return { provider: p.name, ...percentiles(dead), acknowledged: percentiles(acked) };
+    },
+    { provider: p },
+  );
+}
