@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import Redis from 'ioredis';
+import { postgresAs, redisAs } from './identity-connections';
 import { postgresBinDir, redisServerPath, startPostgres, startRedis, type LocalService } from './local-services';
 import { containOnce, SUPPRESS_ONLY, withBenchWorker, type Bench } from './bench-phases';
 import type { BenchProvider } from './bench-providers';
@@ -13,7 +14,7 @@ import { signal } from '../test/fixtures';
 
 export interface RealBenchProvider extends BenchProvider {
   /** Opens a connection authenticated as the identity; resolves when the server closes it. */
-  attack(identityId: string): Promise<{ closed: Promise<number>; close(): void }>;
+  attack(identityId: string): Promise<{ closed: Promise<number>; close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -22,7 +23,6 @@ const PASSWORD = `bench-${randomBytes(12).toString('base64url')}`;
 function postgresBench(url: string): RealBenchProvider {
   const admin = new pg.Pool({ connectionString: url, max: 4 });
   admin.on('error', () => undefined);
-  const u = new URL(url);
   return {
     name: 'postgres',
     signal: { provider: 'postgres', identityKind: 'database-role' },
@@ -30,13 +30,7 @@ function postgresBench(url: string): RealBenchProvider {
     async seed(_config, ids) {
       for (const id of ids) await admin.query(`CREATE ROLE ${pg.escapeIdentifier(id)} LOGIN PASSWORD ${pg.escapeLiteral(PASSWORD)}`);
     },
-    async attack(id) {
-      const c = new pg.Client({ host: u.hostname, port: Number(u.port || 5432), user: id, password: PASSWORD, database: 'postgres', application_name: 'attacker' });
-      c.on('error', () => undefined);
-      const closed = new Promise<number>((r) => c.once('end', () => r(performance.now())));
-      await c.connect();
-      return { closed, close: () => void c.end().catch(() => undefined) };
-    },
+    attack: (id) => postgresAs(url, id, PASSWORD, 'attacker'),
     close: () => admin.end(),
   };
 }
@@ -44,7 +38,6 @@ function postgresBench(url: string): RealBenchProvider {
 function redisBench(url: string): RealBenchProvider {
   const admin = new Redis(url, { lazyConnect: true, enableReadyCheck: false });
   admin.on('error', () => undefined);
-  const u = new URL(url);
   return {
     name: 'redis',
     signal: { provider: 'redis', identityKind: 'service-account' },
@@ -52,14 +45,7 @@ function redisBench(url: string): RealBenchProvider {
     async seed(_config, ids) {
       for (const id of ids) await admin.call('ACL', 'SETUSER', id, 'on', `>${PASSWORD}`, '~app:*', '+get', '+set', '+ping');
     },
-    async attack(id) {
-      const c = new Redis({ host: u.hostname, port: Number(u.port || 6379), username: id, password: PASSWORD, lazyConnect: true, enableReadyCheck: false, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-      c.on('error', () => undefined);
-      const closed = new Promise<number>((r) => c.once('close', () => r(performance.now())));
-      await c.connect();
-      await c.ping();
-      return { closed, close: () => c.disconnect() };
-    },
+    attack: (id) => redisAs(url, id, PASSWORD, 'attacker'),
     close: async () => admin.disconnect(),
   };
 }
@@ -108,7 +94,7 @@ export async function attackerCutoff(b: Bench, p: RealBenchProvider, runs: numbe
         const t0 = performance.now();
         const r = await containOnce(b.client, config.taskQueue, signal({ ...p.signal, identityId: id }), { policy: SUPPRESS_ONLY });
         const closedAt = await Promise.race([attacker.closed, sleep(10_000).then(() => NaN)]);
-        attacker.close();
+        await attacker.close();
         if (i < 3) continue; // warm-up
         dead.push(closedAt - t0);
         acked.push(r.tts);

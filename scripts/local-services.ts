@@ -221,8 +221,10 @@ export async function startRedis(): Promise<LocalService> {
 }
 
 /** Installs what is missing from Debian's packages; only possible as root with apt-get. */
+const missingPackages = () => [...(postgresBinDir() ? [] : ['postgresql']), ...(redisServerPath() ? [] : ['redis-server'])];
+
 export function installMissing(): string[] {
-  const missing = [...(postgresBinDir() ? [] : ['postgresql']), ...(redisServerPath() ? [] : ['redis-server'])];
+  const missing = missingPackages();
   if (!missing.length || !isRoot() || spawnSync('sh', ['-c', 'command -v apt-get']).status !== 0) return missing;
   console.log(`cordon: installing ${missing.join(' ')} from Debian's packages`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
@@ -230,5 +232,5 @@ export function installMissing(): string[] {
     const r = spawnSync('apt-get', args, { stdio: 'inherit', env });
     if (r.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed with ${r.status}`);
   }
-  return [...(postgresBinDir() ? [] : ['postgresql']), ...(redisServerPath() ? [] : ['redis-server'])];
+  return missingPackages();
 }

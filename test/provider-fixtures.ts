@@ -12,6 +12,7 @@ import { LabDirectory, LabProvider } from '../activities/providers/lab';
 import { PostgresProvider } from '../activities/providers/postgres';
 import type { IdentityProvider } from '../activities/providers/provider';
 import { RedisProvider } from '../activities/providers/redis';
+import { postgresAs, redisAs } from '../scripts/identity-connections';
 import { inCI } from './services';
 import { labIdentity } from './fixtures';
 
@@ -85,7 +86,6 @@ export function labFixture(): ProviderFixture {
 
 export function postgresFixture(adminUrl: string, setupUrl: string): ProviderFixture {
   const provider = new PostgresProvider(adminUrl);
-  const admin = new URL(adminUrl);
   const setup = new pg.Pool({ connectionString: setupUrl, max: 2 });
   setup.on('error', () => undefined); // outage drills stop the server under it
   let world: Promise<void> | undefined;
@@ -118,16 +118,13 @@ export function postgresFixture(adminUrl: string, setupUrl: string): ProviderFix
       return { identityId, password: secret, keep: ['table:public.orders:SELECT'] };
     },
     async connect(identityId, secret) {
-      const c = new pg.Client({ host: admin.hostname, port: Number(admin.port), user: identityId, password: secret, database: 'postgres', application_name: 'attacker-tool', connectionTimeoutMillis: 5000 });
-      c.on('error', () => undefined); // a terminated backend surfaces on the next query instead
-      const closed = new Promise<number>((r) => c.once('end', () => r(performance.now())));
-      await c.connect();
+      const { client: c, closed, close } = await postgresAs(adminUrl, identityId, secret, 'attacker-tool');
       return {
         closed,
         approved: async () => void (await c.query('SELECT count(*) FROM orders')),
         // Two ways beyond the minimum: a direct grant and a group membership.
         outside: async () => void (await c.query('SELECT (SELECT count(*) FROM payments) + (SELECT count(*) FROM customers)')),
-        close: () => c.end().catch(() => undefined),
+        close,
       };
     },
     async close() {
@@ -141,7 +138,6 @@ export function redisFixture(adminUrl: string, setupUrl: string): ProviderFixtur
   const provider = new RedisProvider(adminUrl);
   const setup = new Redis(setupUrl, { lazyConnect: true });
   setup.on('error', () => undefined); // outage drills stop the server under it
-  const port = Number(new URL(adminUrl).port);
   return {
     name: 'redis',
     provider,
@@ -156,22 +152,12 @@ export function redisFixture(adminUrl: string, setupUrl: string): ProviderFixtur
       return { identityId, password: secret, keep: ['+get', '~app:*'], narrowed: ['-@all', '+get', '~app:*'] };
     },
     async connect(identityId, secret) {
-      const c = new Redis({ host: '127.0.0.1', port, username: identityId, password: secret, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, enableReadyCheck: false, retryStrategy: () => null, connectionName: 'attacker-tool' });
-      c.on('error', () => undefined);
-      const closed = new Promise<number>((r) => c.once('close', () => r(performance.now())));
-      await c.connect();
-      // ioredis connects even when AUTH fails; the first command tells whether we are in
-      // (NOPERM means logged in but narrowed; NOAUTH/WRONGPASS means not logged in).
-      await c.ping().catch((err: Error) => {
-        if (/^NOPERM/.test(err.message)) return;
-        c.disconnect();
-        throw err;
-      });
+      const { client: c, closed, close } = await redisAs(adminUrl, identityId, secret, 'attacker-tool');
       return {
         closed,
         approved: async () => void (await c.get('app:1')),
         outside: async () => void (await c.set('app:1', 'x')),
-        close: async () => c.disconnect(),
+        close,
       };
     },
     async close() {

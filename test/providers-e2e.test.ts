@@ -122,7 +122,8 @@ for (const o of outages) {
           const x = await describeContainment(client, workflowId);
           return x.position === 'suppressed' && x;
         }, 'suppressed after the outage', 30_000);
-        assert.notEqual(st.actions.find((a) => a.action === 'suppress:revoke-sessions')?.outcome, 'failed');
+        // Acknowledged by the provider once it was back (unchanged: no connection was open to kill).
+        assert.ok(['done', 'unchanged'].includes(st.actions.find((a) => a.action === 'suppress:revoke-sessions')?.outcome ?? 'missing'));
         await sendCommand(client, workflowId, { type: 'abort', by: 'ir@example.com', reason: 'drill over' });
       });
     } finally {

@@ -29,4 +29,3 @@ export function narrow(current: string[], keep: string[], onlyRemovesAccess: (g:
 }
 
 export const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((g, i) => g === b[i]);
-export const sameSet = (a: string[], b: string[]) => a.length === b.length && a.every((g) => b.includes(g));

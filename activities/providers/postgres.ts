@@ -6,7 +6,7 @@
 // in PostgreSQL (NOLOGIN, a new password, REVOKE), so every such step also ends the backends.
 import pg from 'pg';
 import type { ActionResult, Dependent, EvidenceKind, IdentitySnapshot, Scope, SuppressionAction } from '../../workflows/schemas';
-import { narrow, notApplicable, outcome, refuse, sameSet } from './common';
+import { narrow, notApplicable, outcome, refuse } from './common';
 import { IdentityNotFoundError, type EvidenceArtifact, type IdentityProvider } from './provider';
 import { scramSha256Verifier } from './scram';
 
@@ -222,7 +222,6 @@ export class PostgresProvider implements IdentityProvider {
     grants.forEach(parseGrant); // refuse a bad receipt before changing anything
     const r = await this.mutable(identityId);
     const current = await this.grants(r);
-    if (sameSet(current, grants)) return outcome('restore', []);
     const revoke = current.filter((g) => !grants.includes(g));
     const add = grants.filter((g) => !current.includes(g));
     await this.transaction(r, [...revoke.map((g) => revokeSql(g, r.quoted)), ...add.map((g) => grantSql(g, r.quoted))]);
