@@ -36,21 +36,28 @@ export function createContainmentActivities({ providers, evidence, secrets }: Ac
 
   return {
     inspectIdentity: (t) => on(t, (p) => p.inspect(t.identityId)),
-    suppress: (t, action, scope) => on(t, (p) => acked(p.suppress(t.identityId, action, scope))),
-    liftSuppression: (t, action) => on(t, (p) => acked(p.liftSuppression(t.identityId, action))),
+    suppress: (t, action, scope, containmentId) =>
+      on(t, async (p) => {
+        const { ended, ...result } = await p.suppress(t.identityId, action, scope);
+        const at = new Date().toISOString();
+        // The sessions this action ended are evidence the later session capture cannot see.
+        const ref = ended?.length && containmentId ? await evidence.put(containmentId, 'sessions', { contentType: 'application/json', body: JSON.stringify({ endedBy: action, at, sessions: ended }) }) : undefined;
+        return { ...result, at, ...(ended?.length ? { ended: ended.slice(0, 50) } : {}), ...(ref ? { evidence: ref } : {}) };
+      }),
+    liftSuppression: (t, action, receipt) => on(t, (p) => acked(p.liftSuppression(t.identityId, action, receipt))),
     captureEvidence: (containmentId, t, kind) => on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind))),
     restrictGrants: (t, keep) => on(t, (p) => acked(p.restrict(t.identityId, keep))),
     restoreGrants: (t, grants) => on(t, (p) => acked(p.restore(t.identityId, grants))),
-    rotateCredential: (t, key) =>
+    rotateCredential: (t, key, loginBlock) =>
       on(t, async (p) => {
         // Check first so a missing identity never mints a secret into the sink.
         if (!(await p.inspect(t.identityId)).exists) throw new IdentityNotFoundError(p.name, t.identityId);
         const { secret, ref } = await secrets.issue(key, t);
-        await p.setSecret(t.identityId, secret);
+        await p.setSecret(t.identityId, secret, loginBlock);
         return ref;
       }),
     setEnabled: (t, enabled) => on(t, (p) => acked(p.setEnabled(t.identityId, enabled))),
-    findDependents: (t) => on(t, (p) => p.dependents(t.identityId)),
+    findDependents: (t, exclude) => on(t, (p) => p.dependents(t.identityId, exclude)),
   };
 }
 

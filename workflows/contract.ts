@@ -6,17 +6,22 @@ import type {
   EvidenceKind,
   EvidenceRef,
   IdentitySnapshot,
+  Receipt,
   Scope,
   SecretRef,
   SuppressionAction,
+  SuppressionResult,
   Target,
 } from './schemas';
 
 export interface ContainmentActivities {
   /** Read-only: whether the identity exists, is enabled, its grants and live session count. */
   inspectIdentity(target: Target): Promise<IdentitySnapshot>;
-  /** One suppression action (revoke sessions, tokens, block APIs, step-up); idempotent. */
-  suppress(target: Target, action: SuppressionAction, scope?: Scope): Promise<ActionResult>;
+  /**
+   * One suppression action (revoke sessions, tokens, block APIs, step-up); idempotent. The sessions
+   * it ended are written to the evidence store under `containmentId` (reference in `evidence`).
+   */
+  suppress(target: Target, action: SuppressionAction, scope?: Scope, containmentId?: string): Promise<SuppressionResult>;
   /** Captures one kind of evidence into the evidence store; only its reference and hash come back. */
   captureEvidence(containmentId: string, target: Target, kind: EvidenceKind): Promise<EvidenceRef>;
   /** Narrows grants to the approved minimum and ends live sessions (which would keep old grants). */
@@ -24,11 +29,11 @@ export interface ContainmentActivities {
   /** Puts grants back exactly as they were (rollback of restrict). */
   restoreGrants(target: Target, grants: string[]): Promise<ActionResult>;
   /** Issues a new secret into the secret sink under an idempotency key and sets it; returns a reference, never the secret. */
-  rotateCredential(target: Target, idempotencyKey: string): Promise<SecretRef>;
-  /** Rollback of a reversible suppression (API block, step-up); revoked sessions stay revoked. */
-  liftSuppression(target: Target, action: SuppressionAction): Promise<ActionResult>;
+  rotateCredential(target: Target, idempotencyKey: string, loginBlock?: Receipt): Promise<SecretRef>;
+  /** Rollback of a reversible suppression (login block, API block, step-up) from its receipt; revoked sessions stay revoked. */
+  liftSuppression(target: Target, action: SuppressionAction, receipt?: Receipt): Promise<ActionResult>;
   /** Disabling also ends live sessions; enabling is rollback. */
   setEnabled(target: Target, enabled: boolean): Promise<ActionResult>;
   /** Who still relies on this identity (pipelines, jobs, clients seen recently). */
-  findDependents(target: Target): Promise<Dependent[]>;
+  findDependents(target: Target, exclude?: Dependent[]): Promise<Dependent[]>;
 }

@@ -150,6 +150,13 @@ export type LadderPosition = z.infer<typeof LadderPosition>;
 export const Outcome = z.enum(['done', 'unchanged', 'failed', 'not-supported', 'would-do', 'skipped']);
 export type Outcome = z.infer<typeof Outcome>;
 
+/**
+ * Non-secret facts a reversible step needs to be undone exactly (the connection limit before a
+ * login block, the required actions before step-up). Scalars only; lists are JSON-encoded strings.
+ */
+export const Receipt = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]));
+export type Receipt = z.infer<typeof Receipt>;
+
 /** What a provider says back after an action; never carries secret material. */
 export const ActionResult = z
   .object({
@@ -157,6 +164,8 @@ export const ActionResult = z
     detail: z.string(),
     /** When the provider acknowledged it (the activity's clock; workflow time is when the result was processed). */
     at: z.string().optional(),
+    /** What undoing this action needs (kept by the workflow, handed back to lift or rotate). */
+    receipt: Receipt.optional(),
   })
   .strict();
 export type ActionResult = z.infer<typeof ActionResult>;
@@ -184,6 +193,13 @@ export type SecretRef = z.infer<typeof SecretRef>;
 
 export const Dependent = z.object({ name: z.string(), address: z.string().optional(), lastSeen: z.string().optional() }).strict();
 export type Dependent = z.infer<typeof Dependent>;
+
+/** A suppression's result: the sessions it ended go to evidence (by hash) and are never counted as dependents. */
+export const SuppressionResult = ActionResult.extend({
+  ended: z.array(Dependent).optional(),
+  evidence: EvidenceRef.optional(),
+}).strict();
+export type SuppressionResult = z.infer<typeof SuppressionResult>;
 
 /** Read-only view of an identity, taken before a stage so that rollback can restore it exactly. */
 export const IdentitySnapshot = z
