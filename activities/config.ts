@@ -4,6 +4,8 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../workflows/schemas';
 import { TASK_QUEUE_DEFAULT } from '../workflows/ids';
+import type { CordonRole } from '../workflows/schemas';
+import type { OidcSettings } from './operator-auth';
 
 const REPO_ROOT = resolve(__dirname, '..');
 
@@ -15,6 +17,16 @@ const Env = z.object({
   CORDON_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   CORDON_POSTGRES_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'CORDON_POSTGRES_URL is a postgres:// URL' }).optional(),
   CORDON_REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'CORDON_REDIS_URL is a redis:// URL' }).optional(),
+  CORDON_POLICY: z.string().min(1).optional(),
+  CORDON_OIDC_ISSUER: z.url({ message: 'CORDON_OIDC_ISSUER is the issuer URL, e.g. https://sso.example.com/realms/ops' }).optional(),
+  CORDON_OIDC_AUDIENCE: z.string().min(1).default('cordon'),
+  CORDON_OIDC_ROLES_CLAIM: z.string().regex(/^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$/, 'CORDON_OIDC_ROLES_CLAIM is a dotted claim path such as realm_access.roles').default('realm_access.roles'),
+  CORDON_OIDC_JWKS_URL: z.url().optional(),
+  CORDON_ROLE_RESPONDER: z.string().min(1).default('cordon-responder'),
+  CORDON_ROLE_LEAD: z.string().min(1).default('cordon-lead'),
+  CORDON_SECRET_READER_ROLE: z.enum(['responder', 'lead']).default('lead'),
+  CORDON_SEAL_KEY_FILE: z.string().min(1).optional(),
+  CORDON_DEV_ISSUER_PORT: z.coerce.number().int().min(0).max(65535).default(8237),
 });
 
 export interface CordonConfig {
@@ -28,6 +40,13 @@ export interface CordonConfig {
   metricsPort: number;
   postgresUrl?: string;
   redisUrl?: string;
+  /** The approved policy file (undefined: the shipped default). */
+  policyFile?: string;
+  oidc: OidcSettings;
+  /** Which Cordon role may read a rotated credential from the vault. */
+  secretReaderRole: CordonRole;
+  sealKeyFile?: string;
+  devIssuerPort: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
@@ -46,6 +65,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
     metricsPort: e.CORDON_METRICS_PORT,
     postgresUrl: e.CORDON_POSTGRES_URL,
     redisUrl: e.CORDON_REDIS_URL,
+    policyFile: e.CORDON_POLICY ? resolve(e.CORDON_POLICY) : undefined,
+    oidc: {
+      issuer: e.CORDON_OIDC_ISSUER,
+      audience: e.CORDON_OIDC_AUDIENCE,
+      rolesClaim: e.CORDON_OIDC_ROLES_CLAIM,
+      roleNames: { responder: e.CORDON_ROLE_RESPONDER, lead: e.CORDON_ROLE_LEAD },
+      jwksUrl: e.CORDON_OIDC_JWKS_URL,
+    },
+    secretReaderRole: e.CORDON_SECRET_READER_ROLE,
+    sealKeyFile: e.CORDON_SEAL_KEY_FILE ? resolve(e.CORDON_SEAL_KEY_FILE) : undefined,
+    devIssuerPort: e.CORDON_DEV_ISSUER_PORT,
   };
 }
 

@@ -1,9 +1,11 @@
 // Implements the workflow's activity contract over the provider interface, the evidence store
 // and the secret sink. Provider errors that retrying cannot fix become non-retryable failures.
 import { ApplicationFailure } from '@temporalio/activity';
-import type { ContainmentActivities } from '../workflows/contract';
+import type { ApprovedPolicy, ContainmentActivities } from '../workflows/contract';
 import type { ActionResult, Target } from '../workflows/schemas';
 import type { EvidenceStore } from './evidence-store';
+import type { OperatorVerifier } from './operator-auth';
+import { approve } from './policy-store';
 import { IdentityNotFoundError, NotSupportedError, type IdentityProvider } from './providers/provider';
 import type { ProviderRegistry } from './providers/registry';
 import type { SecretSink } from './secret-sink';
@@ -12,9 +14,12 @@ export interface ActivityDeps {
   providers: ProviderRegistry;
   evidence: EvidenceStore;
   secrets: SecretSink;
+  /** The approved policy, read and validated when the worker started. */
+  policy: ApprovedPolicy;
+  operators: OperatorVerifier;
 }
 
-export function createContainmentActivities({ providers, evidence, secrets }: ActivityDeps): ContainmentActivities {
+export function createContainmentActivities({ providers, evidence, secrets, policy, operators }: ActivityDeps): ContainmentActivities {
   /** Runs `fn` against the target's provider, translating permanent errors for Temporal. */
   async function on<T>(target: Target, fn: (p: IdentityProvider) => Promise<T>): Promise<T> {
     const provider = providers.get(target.provider);
@@ -35,6 +40,16 @@ export function createContainmentActivities({ providers, evidence, secrets }: Ac
   const acked = async (r: Promise<ActionResult>): Promise<ActionResult> => ({ ...(await r), at: new Date().toISOString() });
 
   return {
+    loadPolicy: async (candidate) => {
+      if (candidate === undefined) return policy;
+      try {
+        return approve(candidate);
+      } catch (err) {
+        throw ApplicationFailure.nonRetryable(`candidate policy refused: ${(err as Error).message}`, 'InvalidInput');
+      }
+    },
+    verifyOperator: (sealed, binding) => operators.verifyOperator(sealed, binding),
+    archiveRecords: (containmentId, records) => evidence.put(containmentId, 'archive', { contentType: 'application/json', body: JSON.stringify(records) }),
     inspectIdentity: (t) => on(t, (p) => p.inspect(t.identityId)),
     suppress: (t, action, scope, containmentId) =>
       on(t, async (p) => {

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { EvidenceKind, EvidenceRef } from '../workflows/schemas';
+import type { EvidenceRef, RecordKind } from '../workflows/schemas';
 import type { EvidenceArtifact } from './providers/provider';
 
 export class EvidenceStore {
@@ -12,7 +12,7 @@ export class EvidenceStore {
     this.root = resolve(root);
   }
 
-  async put(containmentId: string, kind: EvidenceKind, artifact: EvidenceArtifact): Promise<EvidenceRef> {
+  async put(containmentId: string, kind: RecordKind, artifact: EvidenceArtifact): Promise<EvidenceRef> {
     const envelope = JSON.stringify({ containmentId, kind, contentType: artifact.contentType, body: artifact.body });
     const sha256 = createHash('sha256').update(envelope).digest('hex');
     const dir = join(this.root, sha256.slice(0, 2));

@@ -1,14 +1,21 @@
 // `cordon`: the operator's and the script's command line over the client library.
 // Exit codes: 0 ok, 1 error, 2 invalid input (nothing was started or changed), 3 command refused.
-import { readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Client } from '@temporalio/client';
 import { loadConfig } from '../activities/config';
+import { readSealPublicKey } from '../activities/command-seal';
+import { OperatorVerifier } from '../activities/operator-auth';
+import { loadApprovedPolicy, readPolicyFile } from '../activities/policy-store';
 import { LocalVault } from '../activities/secret-sink';
-import { COMMANDS, type ContainmentState } from '../workflows/schemas';
+import { PolicyError } from '../workflows/policy';
+import { COMMANDS, CORDON_ROLES, type ContainmentState, type CordonRole } from '../workflows/schemas';
 import { connectClient } from './connection';
-import { CommandRejectedError, CordonInputError, describeContainment, listContainments, sendCommand, submitSignal } from './containments';
+import { CommandRejectedError, CordonInputError, describeContainment, listContainments, planOf, prepareCommand, sendCommand, submitSignal } from './containments';
 import { runDemo } from './demo';
+import { DevIssuer } from './dev-issuer';
+import { operatorToken, storeToken } from './operator-token';
 
 const EXIT = { error: 1, invalid: 2, rejected: 3 } as const;
 
@@ -31,18 +38,25 @@ function print(json: boolean, value: unknown, human: () => string): void {
 }
 
 export function formatState(s: ContainmentState): string {
+  const gateText = (x: ContainmentState['plan']['stages'][number]) => `${x.stage}/${x.gate.type}${x.gate.type === 'approval' && x.gate.approvers > 1 ? `×${x.gate.approvers}` : ''}`;
   const lines = [
     `${s.containmentId}: ${s.status} at ${s.position}${s.plan.dryRun ? ' (dry run)' : ''}`,
     `  identity   ${s.target.kind} ${s.target.identityId} on ${s.target.provider}`,
-    `  plan       ${s.plan.rule} (${s.plan.policyVersion}): suppress [${s.plan.suppress.join(', ')}], stages [${s.plan.stages.map((x) => `${x.stage}/${x.gate.type}`).join(' → ')}]`,
-    `  started    ${s.startedAt}${s.suppressedAt ? `, suppressed ${s.suppressedAt}` : ''}`,
+    `  policy     ${s.policy ? `${s.policy.version} sha256 ${s.policy.sha256}` : `${s.plan.policyVersion} (caller-supplied, before v3)`}`,
+    `  plan       ${s.plan.rule}: suppress [${s.plan.suppress.join(', ')}], stages [${s.plan.stages.map(gateText).join(' → ')}]${s.plan.rollback?.approvers > 1 ? `, rollback past ${s.plan.rollback.beyond} needs ${s.plan.rollback.approvers} leads` : ''}`,
+    `  started    ${s.startedAt}${s.suppressedAt ? `, suppressed ${s.suppressedAt}` : ''}${s.run && s.run > 1 ? ` (run ${s.run})` : ''}`,
   ];
-  if (s.pendingDecision) lines.push(`  waiting    ${s.pendingDecision.detail}`);
+  const w = s.waiting;
+  if (w) {
+    const approvals = w.approvedBy?.length ? `; approved by ${w.approvedBy.map((a) => a.username).join(', ')} (${w.approvedBy.length}/${w.approversNeeded})` : '';
+    lines.push(`  waiting    ${w.for} at gate ${w.gate} since ${w.since}${w.deadline ? `, until ${w.deadline}` : ''}: ${w.detail}${approvals}`);
+  } else if (s.pendingDecision) lines.push(`  waiting    ${s.pendingDecision.detail}`);
+  if (s.rollbackApprovals?.length) lines.push(`  rollback   approved by ${s.rollbackApprovals.map((a) => a.username).join(', ')} (${s.rollbackApprovals.length}/${s.plan.rollback.approvers})`);
   if (s.nextDeadline) lines.push(`  deadline   ${s.nextDeadline}`);
   if (s.closedReason) lines.push(`  closed     ${s.closedReason}`);
-  lines.push(`  signals    ${s.signals.map((x) => `${x.signalId} (${x.trigger} ${x.confidence})`).join(', ')}`);
-  lines.push('  actions');
-  for (const a of s.actions) lines.push(`    ${a.at}  ${a.action.padEnd(30)} ${a.outcome.padEnd(13)} ${a.actor}: ${a.detail}`);
+  lines.push(`  signals    ${s.signalCount && s.signalCount > s.signals.length ? `${s.signalCount} in all; latest ` : ''}${s.signals.map((x) => `${x.signalId} (${x.trigger} ${x.confidence})`).join(', ')}`);
+  lines.push(`  actions${s.archived?.length ? ` (older ones archived: ${s.archived.map((a) => a.sha256.slice(0, 12)).join(', ')})` : ''}`);
+  for (const a of [...s.actions].sort((x, y) => x.at.localeCompare(y.at))) lines.push(`    ${a.at}  ${a.action.padEnd(30)} ${a.outcome.padEnd(13)} ${a.actor}: ${a.detail}`);
   if (s.evidence.length) lines.push('  evidence');
   for (const e of s.evidence) lines.push(`    ${e.kind.padEnd(16)} sha256 ${e.sha256} ${e.uri}`);
   return lines.join('\n');
@@ -66,14 +80,18 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
     .command('submit')
     .description('start or join the containment for the identity named in a signal (JSON)')
     .requiredOption('-f, --file <path>', 'signal JSON file, or - for standard input')
-    .option('-p, --policy <path>', 'policy JSON file (default: the shipped policy)')
+    .option('-p, --policy <path>', 'a candidate policy to try, with --dry-run only (real containments use the worker\'s approved policy)')
     .option('--dry-run', 'run the real playbook with no side effects')
     .option('--json', 'machine-readable output')
     .action(async (o: { file: string; policy?: string; dryRun?: boolean; json?: boolean }) => {
       const signal = readJson(o.file, 'signal');
       const policy = o.policy ? readJson(o.policy, 'policy') : undefined;
-      const r = await submitSignal(await getClient(), signal, { taskQueue: config().taskQueue, policy, dryRun: o.dryRun });
-      print(!!o.json, r, () => `${r.workflowId}: signal ${r.signal.signalId} accepted (plan ${r.plan})`);
+      const client = await getClient();
+      const r = await submitSignal(client, signal, { taskQueue: config().taskQueue, policy, dryRun: o.dryRun });
+      const plan = r.duplicateOf ? undefined : await planOf(client, r.workflowId);
+      print(!!o.json, { ...r, plan }, () =>
+        r.duplicateOf ? `${r.workflowId}: signal ${r.signal.signalId} was already seen by the closed run ${r.duplicateOf}: nothing changed` : `${r.workflowId}: signal ${r.signal.signalId} accepted (plan ${plan?.rule ?? 'not chosen yet'})`,
+      );
     });
 
   program
@@ -81,13 +99,70 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
     .description(`steer a containment: ${COMMANDS.join(' | ')}`)
     .argument('<workflowId>')
     .argument('<type>', 'the command', commandType)
-    .requiredOption('--by <who>', 'who gives the command')
-    .requiredOption('--reason <why>', 'why')
-    .option('--signal', 'send as a signal (no answer) instead of a validated update')
+    .requiredOption('--reason <why>', 'why (recorded with the command)')
+    .option('--gate <id>', 'the gate an advance answers (default: the one waiting now, from describe)')
+    .option('--token-file <path>', 'your OIDC access token (default: CORDON_OPERATOR_TOKEN, or the one `cordon login` stored)')
+    .option('--signal', 'send as a signal: it cannot report a refusal (the default update does); the refusal is only in the actions')
+    .option('--print', 'print the sealed payload for the UI\'s "Send a Signal" dialog (signal name: command) instead of sending it')
     .option('--json', 'machine-readable output')
-    .action(async (workflowId: string, type: string, o: { by: string; reason: string; signal?: boolean; json?: boolean }) => {
-      const r = await sendCommand(await getClient(), workflowId, { type, by: o.by, reason: o.reason }, { via: o.signal ? 'signal' : 'update' });
-      print(!!o.json, { workflowId, command: type, ...r }, () => `${workflowId}: ${type} ${o.signal ? 'sent' : `accepted (status ${r.status})`}`);
+    .action(async (workflowId: string, type: string, o: { reason: string; gate?: string; tokenFile?: string; signal?: boolean; print?: boolean; json?: boolean }) => {
+      const c = config();
+      const opts = { token: operatorToken(c, o.tokenFile), sealKey: readSealPublicKey(c.dataDir) };
+      const client = await getClient();
+      const raw = { type, reason: o.reason, ...(o.gate ? { gate: o.gate } : {}) };
+      if (o.print) return console.log(JSON.stringify(await prepareCommand(client, workflowId, raw, opts)));
+      const r = await sendCommand(client, workflowId, raw, { ...opts, via: o.signal ? 'signal' : 'update' });
+      if (o.signal) console.error('cordon: a signal cannot report a refusal: check `cordon describe` (the default, an update, answers)');
+      print(!!o.json, { workflowId, command: type, ...r }, () => `${workflowId}: ${type} ${o.signal ? 'sent' : `accepted from ${r.by} (status ${r.status})`}`);
+    });
+
+  program
+    .command('login')
+    .description('DEVELOPMENT ONLY: mint a short-lived operator token from the embedded stack\'s local issuer')
+    .requiredOption('--as <name>', 'the operator name to put in the token')
+    .requiredOption('--role <role>', `${CORDON_ROLES.join(' | ')}`, (v) => {
+      if (!(CORDON_ROLES as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${CORDON_ROLES.join(', ')}`);
+      return v as CordonRole;
+    })
+    .option('--ttl <minutes>', 'lifetime in minutes (at most 60)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 60) throw new InvalidArgumentError('a whole number of minutes, 1 to 60');
+      return n;
+    }, 15)
+    .action(async (o: { as: string; role: CordonRole; ttl: number }) => {
+      const c = config();
+      const dev = await DevIssuer.open(c.dataDir);
+      const running = dev.running();
+      if (!running) throw new CordonInputError('no local development issuer is running on this data folder: `npm start` runs one when no CORDON_OIDC_ISSUER is configured');
+      if (c.oidc.issuer && c.oidc.issuer !== running.issuer) throw new CordonInputError(`an issuer is configured (${c.oidc.issuer}): get your token from it and pass --token-file; cordon login is for the embedded stack only`);
+      if (!/^[A-Za-z0-9._@-]{1,64}$/.test(o.as)) throw new CordonInputError('--as is 1-64 letters, digits, . _ @ -');
+      const roles = o.role === 'lead' ? [c.oidc.roleNames.lead] : [c.oidc.roleNames.responder];
+      const token = await dev.mint({ issuer: running.issuer, audience: running.audience, username: o.as, roles, ttlSeconds: o.ttl * 60 });
+      const file = storeToken(c, token);
+      console.log(`cordon: DEVELOPMENT token for ${o.as} (${o.role}), valid ${o.ttl} min, stored in ${file}`);
+    });
+
+  const policy = program.command('policy').description('the approved policy');
+  policy
+    .command('check')
+    .description('validate a policy file and print its version and SHA-256 (every problem is named)')
+    .argument('<file>')
+    .action((file: string) => {
+      try {
+        const p = readPolicyFile(file);
+        console.log(`${file}: valid, version ${p.version}, sha256 ${p.sha256}, ${p.policy.rules.length} rules`);
+      } catch (err) {
+        if (err instanceof PolicyError) throw new CordonInputError(err.message);
+        throw err;
+      }
+    });
+  policy
+    .command('show')
+    .description('print the policy this machine\'s workers approve (CORDON_POLICY, or the shipped default) as JSON')
+    .action(() => {
+      const p = loadApprovedPolicy(config().policyFile);
+      console.error(`cordon: ${config().policyFile ?? 'shipped default'}: version ${p.version}, sha256 ${p.sha256}`);
+      console.log(JSON.stringify(p.policy, null, 2));
     });
 
   program
@@ -127,11 +202,29 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
 
   program
     .command('secret')
-    .description("read a rotated credential from the local vault (the identity owner's path)")
+    .description("read a rotated credential from the vault (needs an authenticated principal with the reader role; every read is audited)")
     .argument('<ref>', 'the vault reference from the containment, e.g. vault:1a2b...')
-    .action(async (ref: string) => {
+    .option('--token-file <path>', 'your OIDC access token (default: CORDON_OPERATOR_TOKEN, or the one `cordon login` stored)')
+    .action(async (ref: string, o: { tokenFile?: string }) => {
       const c = config();
+      const audit = (entry: Record<string, unknown>) => {
+        mkdirSync(join(c.dataDir, 'audit'), { recursive: true, mode: 0o700 });
+        appendFileSync(join(c.dataDir, 'audit', 'secret-reads.jsonl'), `${JSON.stringify({ at: new Date().toISOString(), ref, ...entry })}\n`, { mode: 0o600 });
+      };
+      let who;
+      try {
+        who = await new OperatorVerifier(c.oidc).principal(operatorToken(c, o.tokenFile));
+      } catch (err) {
+        audit({ outcome: 'refused', reason: (err as Error).message });
+        throw new CommandRejectedError(`reading a secret needs a valid operator token: ${(err as Error).message}`);
+      }
+      const principal = { iss: who.iss, sub: who.sub, username: who.username, jti: who.jti };
+      if (!who.roles.includes(c.secretReaderRole)) {
+        audit({ outcome: 'refused', reason: `role ${c.secretReaderRole} required`, ...principal });
+        throw new CommandRejectedError(`reading a secret needs the ${c.secretReaderRole} role; ${who.username} has ${who.roles.join(', ') || 'none'}`);
+      }
       const r = await new LocalVault(c.vaultDir, c.vaultKey).read(ref);
+      audit({ outcome: 'read', ...principal });
       console.log(r.secret);
     });
 

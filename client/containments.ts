@@ -3,9 +3,11 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
 import { z } from 'zod';
 import type { ContainmentInput } from '../workflows/containment';
-import { containmentWorkflowId } from '../workflows/ids';
+import type { JWK } from 'jose';
+import { sealCommand } from '../activities/command-seal';
+import { containmentWorkflowId, dryRunWorkflowId, shortHash } from '../workflows/ids';
 import { commandSignal, commandUpdate, identitySignal, stateQuery } from '../workflows/messages';
-import { DEFAULT_POLICY, PolicyError, evaluatePolicy, parsePolicy, type Policy } from '../workflows/policy';
+import { PolicyError, parsePolicy } from '../workflows/policy';
 import {
   ContainmentState,
   IdentityKind,
@@ -36,41 +38,57 @@ function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown, what: stri
 
 export interface SubmitOptions {
   taskQueue: string;
-  /** Defaults to the shipped policy; validated either way. */
+  /** A candidate policy: only for a dry run. A real containment runs on the worker's approved policy. */
   policy?: unknown;
   /** Runs the real playbook with no side effects, under its own workflow id. */
   dryRun?: boolean;
   /** Benchmarks only: the evidence-first baseline Cordon is measured against. */
   evidenceFirst?: boolean;
+  /** Continue as new past this many history events (tests). */
+  historyLimit?: number;
 }
 
 export interface Submitted {
   workflowId: string;
   runId: string;
   signal: IdentitySignal;
-  plan: string;
+  /** Set when the signal was already seen by a closed containment of this identity: nothing changed. */
+  duplicateOf?: string;
 }
 
-/** Starts the identity's containment, or joins the running one (signal-with-start). */
+/**
+ * Starts the identity's containment, or joins the running one (signal-with-start). After a
+ * containment has closed, a new signal starts a new one under the same id; a signal id the
+ * closed run already saw changes nothing.
+ */
 export async function submitSignal(client: Client, rawSignal: unknown, o: SubmitOptions): Promise<Submitted> {
   const signal = parseOrThrow(IdentitySignal, rawSignal, 'signal');
-  let policy: Policy;
-  try {
-    policy = o.policy === undefined ? DEFAULT_POLICY : parsePolicy(o.policy);
-  } catch (err) {
-    if (err instanceof PolicyError) throw new CordonInputError(err.message);
-    throw err;
+  if (o.policy !== undefined && !o.dryRun) {
+    throw new CordonInputError("a policy is accepted only for a dry run: containments run on the worker's approved policy (CORDON_POLICY)");
   }
-  const plan = evaluatePolicy(policy, signal, { dryRun: o.dryRun });
-  const base = containmentWorkflowId(signal);
-  const workflowId = o.dryRun ? `${base.replace(/^cordon\//, 'cordon-dryrun/')}/${signal.signalId}` : base;
-  const input: ContainmentInput = { signal, policy, dryRun: o.dryRun, evidenceFirst: o.evidenceFirst };
+  if (o.policy !== undefined) {
+    try {
+      parsePolicy(o.policy);
+    } catch (err) {
+      if (err instanceof PolicyError) throw new CordonInputError(`candidate ${err.message}`);
+      throw err;
+    }
+  }
+  const workflowId = o.dryRun ? dryRunWorkflowId(signal) : containmentWorkflowId(signal);
+  if (!o.dryRun) {
+    const closedRun = await closedRunThatSaw(client, workflowId, signal.signalId);
+    if (closedRun) return { workflowId, runId: closedRun, signal, duplicateOf: closedRun };
+  }
+  const input: ContainmentInput = { signal, dryRun: o.dryRun, candidatePolicy: o.policy, evidenceFirst: o.evidenceFirst, historyLimit: o.historyLimit };
   const handle = await client.workflow.signalWithStart<(i: ContainmentInput) => Promise<ContainmentState>, [IdentitySignal]>('containment', {
     workflowId,
     taskQueue: o.taskQueue,
     args: [input],
     signal: identitySignal,
     signalArgs: [signal],
+    // On purpose: a running containment is joined; a closed one is followed by a new run.
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    workflowIdConflictPolicy: 'USE_EXISTING',
     typedSearchAttributes: [
       { key: SA.identity, value: signal.identityId },
       { key: SA.provider, value: signal.provider },
@@ -81,25 +99,66 @@ export async function submitSignal(client: Client, rawSignal: unknown, o: Submit
       { key: SA.risk, value: signal.riskScore },
     ],
     staticSummary: `${o.dryRun ? 'DRY RUN: ' : ''}contain ${signal.identityKind} ${signal.identityId} on ${signal.provider} (${signal.trigger}, confidence ${signal.confidence})`,
-    staticDetails: `Signal ${signal.signalId} from ${signal.source} at ${signal.observedAt}; plan ${plan.rule} (${plan.policyVersion}): suppress [${plan.suppress.join(', ')}], stages [${plan.stages.map((s) => s.stage).join(' → ') || 'none: watch'}]`,
+    staticDetails: `Signal ${signal.signalId} from ${signal.source} at ${signal.observedAt}, risk ${signal.riskScore}, criticality ${signal.assetCriticality}. The plan comes from the worker's approved policy: see the current details.`,
   });
-  return { workflowId, runId: handle.signaledRunId, signal, plan: plan.rule };
+  return { workflowId, runId: handle.signaledRunId, signal };
+}
+
+/** The closed latest run of `workflowId` if it already saw `signalId` (its result lists every signal it saw). */
+async function closedRunThatSaw(client: Client, workflowId: string, signalId: string): Promise<string | undefined> {
+  let desc;
+  try {
+    desc = await client.workflow.getHandle(workflowId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+  if (desc.status.name !== 'COMPLETED') return undefined;
+  const result = (await client.workflow.getHandle(workflowId, desc.runId).result()) as ContainmentState;
+  return result.seen?.includes(shortHash(signalId)) || result.signals.some((x) => x.signalId === signalId) ? desc.runId : undefined;
+}
+
+/** The plan a containment chose, once its first workflow task has run. */
+export async function planOf(client: Client, workflowId: string, timeoutMs = 10_000): Promise<ContainmentState['plan'] | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return (await describeContainment(client, workflowId)).plan;
+    } catch (err) {
+      if (Date.now() > deadline) return undefined;
+      if (err instanceof WorkflowNotFoundError) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 export interface CommandOptions {
+  /** The operator's OIDC access token; sealed to the workers' key before it leaves this process. */
+  token: string;
+  /** The workers' public sealing key (readSealPublicKey). */
+  sealKey: JWK;
   /** 'update' answers with the containment's verdict; 'signal' is fire-and-forget, as from the UI. */
   via?: 'update' | 'signal';
 }
 
+/** Builds the command payload: the gate filled in from the containment when not given, the token sealed. */
+export async function prepareCommand(client: Client, workflowId: string, raw: unknown, o: Pick<CommandOptions, 'token' | 'sealKey'>): Promise<OperatorCommand> {
+  const c = parseOrThrow(OperatorCommand.omit({ token: true }), raw, 'command');
+  let gate = c.gate;
+  if (!gate && (c.type === 'advance' || c.type === 'dependencies-cleared')) gate = (await describeContainment(client, workflowId)).waiting?.gate;
+  const token = await sealCommand(o.sealKey, o.token, { workflowId, type: c.type, gate, reason: c.reason });
+  return { ...c, ...(gate ? { gate } : {}), token };
+}
+
 /** Sends an operator command; with an update, a refused command throws CommandRejectedError. */
-export async function sendCommand(client: Client, workflowId: string, rawCommand: unknown, o: CommandOptions = {}): Promise<{ status?: string }> {
-  const command = parseOrThrow(OperatorCommand, rawCommand, 'command');
+export async function sendCommand(client: Client, workflowId: string, rawCommand: unknown, o: CommandOptions): Promise<{ status?: string; by?: string }> {
   const handle = client.workflow.getHandle(workflowId);
-  if (o.via === 'signal') {
-    await handle.signal(commandSignal, command);
-    return {};
-  }
   try {
+    const command = await prepareCommand(client, workflowId, rawCommand, o);
+    if (o.via === 'signal') {
+      await handle.signal(commandSignal, command);
+      return {};
+    }
     return await handle.executeUpdate(commandUpdate, { args: [command] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new CommandRejectedError(err.cause?.message ?? err.message);

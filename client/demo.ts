@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import type { CordonConfig } from '../activities/config';
 import { LabDirectory, type LabIdentityInput } from '../activities/providers/lab';
 import type { IdentitySignal } from '../workflows/schemas';
-import { submitSignal } from './containments';
+import { planOf, submitSignal } from './containments';
 
 const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
 
@@ -61,7 +61,7 @@ export async function runDemo(client: Client, config: CordonConfig): Promise<voi
   ];
   for (const s of signals) {
     const r = await submitSignal(client, s, { taskQueue: config.taskQueue });
-    console.log(`${r.workflowId.padEnd(40)} ${s.trigger.padEnd(22)} plan ${r.plan}`);
+    console.log(`${r.workflowId.padEnd(40)} ${s.trigger.padEnd(22)} plan ${(await planOf(client, r.workflowId))?.rule ?? '?'}`);
   }
   const dry = await submitSignal(client, demoSignal('key-payments-reporting', { identityKind: 'api-key', trigger: 'secret-exposed', confidence: 0.95, riskScore: 90 }), {
     taskQueue: config.taskQueue,
@@ -71,5 +71,6 @@ export async function runDemo(client: Client, config: CordonConfig): Promise<voi
   console.log('\nWatch them in the Temporal UI (filter e.g. CordonStage = "restricted"), or:');
   console.log('  npm run cordon -- list --open');
   console.log('  npm run cordon -- describe cordon/lab/alice@example.com');
-  console.log('  npm run cordon -- command cordon/lab/alice@example.com advance --by you --reason "confirmed with the user"');
+  console.log('  npm run cordon -- login --as you --role lead      # development issuer of the embedded stack');
+  console.log('  npm run cordon -- command cordon/lab/alice@example.com advance --reason "confirmed with the user"');
 }

@@ -5,7 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { loadConfig } from '../activities/config';
 import { temporalTarget } from '../client/connection';
+import { startDevIssuer } from '../client/dev-issuer';
 import { startDevServer, type DevServer } from './dev-server';
 import { resolveTemporalCli } from './temporal-cli';
 
@@ -27,6 +29,7 @@ async function main(): Promise<void> {
   const ports = Ports.parse(process.env);
   const target = temporalTarget();
   let server: DevServer | undefined;
+  let devIssuer: Awaited<ReturnType<typeof startDevIssuer>> | undefined;
   let workerEnv = process.env;
   if (target.external) {
     console.log(`cordon: envconfig points at ${target.address} (namespace ${target.namespace}): starting only the worker`);
@@ -36,6 +39,12 @@ async function main(): Promise<void> {
     console.log(`cordon: temporal CLI from ${cli.source}: ${cli.path}`);
     server = await startDevServer({ cli: cli.path, port: ports.CORDON_TEMPORAL_PORT, uiPort: ports.CORDON_UI_PORT, dbFile: join(ROOT, '.cordon', 'temporal.db'), logLevel: 'error', detached: true });
     workerEnv = { ...process.env, TEMPORAL_ADDRESS: server.address };
+    if (!process.env.CORDON_OIDC_ISSUER) {
+      // The embedded stack has no identity provider: a loopback development issuer stands in.
+      devIssuer = await startDevIssuer(loadConfig().dataDir, loadConfig().devIssuerPort);
+      workerEnv = { ...workerEnv, ...devIssuer.env };
+      console.log(`cordon: DEVELOPMENT OIDC issuer at ${devIssuer.issuer} (loopback only, not for production): \`npm run cordon -- login --as NAME --role lead\``);
+    }
     console.log(`cordon: Temporal dev server up in ${server.startedInMs} ms`);
     console.log(`cordon:   gRPC  ${server.address}`);
     console.log(`cordon:   UI    ${server.uiAddress}/namespaces/default/workflows`);
@@ -51,6 +60,7 @@ async function main(): Promise<void> {
     if (worker.exitCode === null) worker.kill('SIGTERM');
     await exited(worker);
     await server?.stop('SIGTERM');
+    await devIssuer?.close();
     console.log('cordon: stopped');
     process.exit(0);
   };

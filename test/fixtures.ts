@@ -1,7 +1,11 @@
 // Realistic inputs for tests: signals, lab identities and short-timer policies.
 import { randomUUID } from 'node:crypto';
 import { parsePolicy, type Policy } from '../workflows/policy';
-import type { IdentitySignal, StagePlan } from '../workflows/schemas';
+import type { z } from 'zod';
+import type { IdentitySignal, StagePlan as StagePlanSchema } from '../workflows/schemas';
+
+/** A stage as a policy file writes it (defaults may be left out). */
+type StagePlan = z.input<typeof StagePlanSchema>;
 import type { LabIdentityInput } from '../activities/providers/lab';
 
 export function signal(overrides: Partial<IdentitySignal> = {}): IdentitySignal {

@@ -2,12 +2,17 @@
 // queue, and a real worker running while a test body runs.
 import './quiet-runtime';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { readSealPublicKey } from '../activities/command-seal';
 import { loadConfig, type CordonConfig } from '../activities/config';
+import { sendCommand } from '../client/containments';
+import { DevIssuer } from '../client/dev-issuer';
+import type { Policy } from '../workflows/policy';
+import type { CordonRole } from '../workflows/schemas';
 import type { ProviderRegistry } from '../activities/providers/registry';
 import { createCordonWorker } from '../workers/worker';
 
@@ -27,15 +32,46 @@ export async function closeTestEnv(): Promise<void> {
 }
 
 let counter = 0;
-/** A configuration with its own data folder and task queue, so test files never share state. */
-export function isolatedConfig(overrides: Partial<CordonConfig> = {}): CordonConfig {
+/**
+ * A configuration with its own data folder and task queue, so test files never share state. Its
+ * worker approves `policy` (written to a file in the data folder, as an operator would) and
+ * trusts the run's development issuer.
+ */
+export function isolatedConfig(overrides: Partial<CordonConfig> & { policy?: Policy } = {}): CordonConfig {
+  const { policy, ...rest } = overrides;
   const dataDir = mkdtempSync(join(tmpdir(), 'cordon-test-'));
+  const policyFile = policy ? join(dataDir, 'policy.json') : undefined;
+  if (policyFile) writeFileSync(policyFile, JSON.stringify(policy));
   return {
-    ...loadConfig({ CORDON_DATA_DIR: dataDir }),
+    ...loadConfig({ CORDON_DATA_DIR: dataDir, CORDON_OIDC_ISSUER: process.env.CORDON_OIDC_ISSUER, CORDON_OIDC_AUDIENCE: process.env.CORDON_OIDC_AUDIENCE, ...(policyFile ? { CORDON_POLICY: policyFile } : {}) }),
     taskQueue: `cordon-test-${process.pid}-${++counter}`,
     metricsPort: 0,
-    ...overrides,
+    ...rest,
   };
+}
+
+let issuer: Promise<DevIssuer> | undefined;
+/** A token from the run's development issuer (test/run.ts serves it); `roles` are Cordon roles. */
+export async function testToken(username: string, roles: CordonRole[] = ['lead'], o: { ttlSeconds?: number; now?: number } = {}): Promise<string> {
+  const dir = process.env.CORDON_TEST_ISSUER_DIR;
+  const iss = process.env.CORDON_OIDC_ISSUER;
+  if (!dir || !iss) throw new Error('no development issuer: run tests through `npm test` (test/run.ts starts one)');
+  issuer ??= DevIssuer.open(dir);
+  return (await issuer).mint({ issuer: iss, audience: process.env.CORDON_OIDC_AUDIENCE ?? 'cordon', username, roles: roles.map((r) => `cordon-${r}`), ...o });
+}
+
+export interface OperateOptions {
+  as?: string;
+  roles?: CordonRole[];
+  via?: 'update' | 'signal';
+  /** A ready token instead of one minted for `as` (forged, expired, another issuer's…). */
+  token?: string;
+}
+
+/** Sends a command as an authenticated operator (by default a lead named "tester"), sealed for the config's workers. */
+export async function operate(client: Client, config: CordonConfig, workflowId: string, command: { type: string; reason?: string; gate?: string }, o: OperateOptions = {}) {
+  const token = o.token ?? (await testToken(o.as ?? 'tester', o.roles ?? ['lead']));
+  return sendCommand(client, workflowId, { reason: 'test', ...command }, { token, sealKey: readSealPublicKey(config.dataDir), via: o.via });
 }
 
 export interface WorkerContext {

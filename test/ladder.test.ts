@@ -92,7 +92,7 @@ describe('suppression and evidence run side by side', () => {
       const failed = state.actions.filter((a) => a.action.startsWith('suppress:'));
       assert.equal(failed.length, 3);
       assert.ok(failed.every((a) => a.outcome === 'failed' && a.detail.includes('does not exist')), JSON.stringify(failed));
-      assert.match(state.pendingDecision!.detail, /suppression failed/);
+      assert.match(state.waiting!.detail, /suppression failed/);
       // An operator can close it; it never reaches "contained".
       await sc.command('abort', 'identity was deleted upstream');
       const closed = await sc.until('aborted', (s) => s.status === 'aborted');

@@ -20,7 +20,7 @@ async function climbTo(sc: Scenario, position: LadderPosition): Promise<void> {
   await sc.until('suppressed', (s) => s.position !== 'new');
   while ((await sc.state()).position !== position) {
     const at = (await sc.state()).position;
-    await sc.until('an approval to be pending', (s) => s.pendingDecision?.kind === 'approval');
+    await sc.until('an approval to be pending', (s) => s.waiting?.for === 'approval');
     await sc.command('advance', `approved past ${at}`);
     await sc.until(`to leave ${at}`, (s) => s.position !== at);
   }
@@ -29,17 +29,17 @@ async function climbTo(sc: Scenario, position: LadderPosition): Promise<void> {
 describe('advance, hold and resume', () => {
   test('approval gates wait for advance; hold blocks advance until resume', async () => {
     await scenario({ policy: policyWith(approvalLadder()) }, async (sc) => {
-      await sc.until('waiting for approval to restrict', (s) => s.pendingDecision?.kind === 'approval' && s.pendingDecision.stage === 'restrict');
+      await sc.until('waiting for approval to restrict', (s) => s.waiting?.for === 'approval' && s.waiting.stage === 'restrict');
       assert.deepEqual((await sc.identity()).grants, ORIGINAL_GRANTS, 'restrict ran without approval');
 
       await sc.command('hold', 'talking to the owner');
       const held = await sc.until('held', (s) => s.status === 'held');
-      assert.equal(held.pendingDecision?.kind, 'resume');
+      assert.equal(held.waiting?.for, 'hold');
       await assert.rejects(sc.command('advance'), (err: Error) => err instanceof CommandRejectedError && /on hold: resume it first/.test(err.message));
       await assert.rejects(sc.command('hold'), /already on hold/);
 
       await sc.command('resume', 'owner unreachable');
-      await sc.until('active again', (s) => s.status === 'active' && s.pendingDecision?.kind === 'approval');
+      await sc.until('active again', (s) => s.status === 'active' && s.waiting?.for === 'approval');
       assert.deepEqual((await sc.identity()).grants, ORIGINAL_GRANTS, 'resume alone must not pass an approval gate');
 
       await sc.command('advance', 'approved by IR lead');
@@ -61,21 +61,21 @@ describe('advance, hold and resume', () => {
 
   test('commands also arrive as signals (CLI, UI); an invalid one changes nothing', async () => {
     await scenario({ policy: policyWith(approvalLadder()) }, async (sc) => {
-      await sc.until('waiting for approval', (s) => s.pendingDecision?.kind === 'approval');
+      await sc.until('waiting for approval', (s) => s.waiting?.for === 'approval');
       await sendCommand(sc.client, sc.workflowId, { type: 'resume', by: 'ops', reason: 'not held' }, { via: 'signal' });
       await sendCommand(sc.client, sc.workflowId, { type: 'advance', by: 'ops', reason: 'go' }, { via: 'signal' });
       const state = await sc.until('restricted', (s) => s.position === 'restricted');
       assert.deepEqual(state.actions.filter((a) => a.action.startsWith('command:')).map((a) => a.action), ['command:advance']);
       // A malformed signal payload (as `temporal workflow signal` could send) is ignored.
       await sc.client.workflow.getHandle(sc.workflowId).signal('command', { type: 'advance' });
-      await sc.until('waiting for approval to rotate', (s) => s.pendingDecision?.stage === 'rotate');
+      await sc.until('waiting for approval to rotate', (s) => s.waiting?.stage === 'rotate');
       assert.equal((await sc.state()).position, 'restricted');
     });
   });
 
   test('invalid transitions are refused with the reason', async () => {
     await scenario({ policy: policyWith(approvalLadder().slice(0, 1)) }, async (sc) => {
-      await sc.until('waiting for approval', (s) => s.pendingDecision?.kind === 'approval');
+      await sc.until('waiting for approval', (s) => s.waiting?.for === 'approval');
       await assert.rejects(sc.command('resume'), /not on hold/);
       await assert.rejects(sc.command('dependencies-cleared'), /no dependency check is waiting/);
       await sc.command('advance');
@@ -161,8 +161,8 @@ describe('dependency gate', () => {
     ]);
     const dependents = [{ name: 'nightly payments job', address: '10.0.0.5' }];
     await scenario({ policy, identity: { ...labIdentity(), dependents } }, async (sc) => {
-      const waiting = await sc.until('dependency check', (s) => s.pendingDecision?.kind === 'dependencies');
-      assert.match(waiting.pendingDecision!.detail, /1 dependent\(s\) still use .*: nightly payments job/);
+      const waiting = await sc.until('dependency check', (s) => s.waiting?.for === 'dependencies');
+      assert.match(waiting.waiting!.detail, /1 dependent\(s\) still use .*: nightly payments job/);
       assert.equal((await sc.identity()).enabled, true);
       await sc.command('dependencies-cleared', 'job moved to its own service account');
       await sc.until('disabled', (s) => s.position === 'disabled');

@@ -44,7 +44,7 @@ for (const make of fixtures) {
 
         const until = (what: string, ok: (st: ContainmentState) => boolean) => eventually(async () => ok(await describeContainment(client, workflowId)) && describeContainment(client, workflowId), what);
         const advance = async (to: ContainmentState['position']) => {
-          await until(`approval before ${to}`, (st) => st.pendingDecision?.kind === 'approval');
+          await until(`approval before ${to}`, (st) => st.waiting?.for === 'approval');
           await sendCommand(client, workflowId, { type: 'advance', by: 'ir@example.com', reason: `approve ${to}` });
           return until(to, (st) => st.position === to);
         };

@@ -33,12 +33,12 @@ test('record: timed ladder to contained', () =>
 test('record: approvals, hold/resume, rollback at disabled', () =>
   scenario({ policy: policyWith(approvalLadder()) }, async (sc) => {
     for (const stage of ['restrict', 'rotate', 'disable'] as const) {
-      await sc.until(`approval for ${stage}`, (s) => s.pendingDecision?.stage === stage && s.pendingDecision.kind === 'approval');
+      await sc.until(`approval for ${stage}`, (s) => s.waiting?.stage === stage && s.waiting.for === 'approval');
       if (stage === 'rotate') {
         await sc.command('hold');
         await sc.until('held', (s) => s.status === 'held');
         await sc.command('resume');
-        await sc.until('approval again', (s) => s.status === 'active' && s.pendingDecision?.kind === 'approval');
+        await sc.until('approval again', (s) => s.status === 'active' && s.waiting?.for === 'approval');
       }
       await sc.command('advance');
     }
@@ -59,7 +59,7 @@ test('record: watch escalated by a harsher signal, then aborted', () => {
   return scenario({ policy, signal: { confidence: 0.4 } }, async (sc) => {
     await sc.until('watching', (s) => s.status === 'watching');
     await sc.submit({ confidence: 0.95 });
-    await sc.until('approval for disable', (s) => s.pendingDecision?.stage === 'disable');
+    await sc.until('approval for disable', (s) => s.waiting?.stage === 'disable');
     await sc.command('abort', 'handled by the owner');
     await sc.client.workflow.getHandle(sc.workflowId).result();
     await save(sc, 'escalation-abort');
@@ -81,7 +81,7 @@ test('record: dependency gate cleared by an operator, slow evidence', () =>
       identity: { ...labIdentity(), dependents: [{ name: 'ci pipeline' }], faults: { evidenceDelayMs: 300 } },
     },
     async (sc) => {
-      await sc.until('dependency check', (s) => s.pendingDecision?.kind === 'dependencies');
+      await sc.until('dependency check', (s) => s.waiting?.for === 'dependencies');
       await sc.command('dependencies-cleared', 'pipeline moved');
       await sc.client.workflow.getHandle(sc.workflowId).result();
       await save(sc, 'dependency-gate');

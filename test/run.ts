@@ -1,10 +1,12 @@
 // `npm test`'s runner: one real Temporal dev server for the whole run, started from the local
 // `temporal` binary through the SDK's existing-path option, then every test file against it.
 // No binary and no way to build one is a hard failure in CI (never a silent skip).
-import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { startDevIssuer } from '../client/dev-issuer';
 import { resolveTemporalCli } from '../scripts/temporal-cli';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { startTestServices } from './services';
@@ -28,16 +30,21 @@ async function main(): Promise<number> {
   });
   console.log(`cordon test: dev server (${cli.source}) at ${env.address}, up in ${Date.now() - t0} ms`);
   const services = await startTestServices();
+  // Operators are verified on the worker: a development issuer on loopback signs the suite's tokens.
+  const issuerDir = mkdtempSync(join(tmpdir(), 'cordon-issuer-'));
+  const issuer = await startDevIssuer(issuerDir);
   try {
     const root = join(__dirname);
     const only = process.argv.slice(2);
     const files = (only.length ? only : testFiles(root).sort()).map((f) => relative(process.cwd(), f));
-    const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+    // Asynchronous on purpose: the development issuer answers JWKS requests from this process.
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
       stdio: 'inherit',
-      env: { ...process.env, ...services.env, CORDON_TEST_TEMPORAL_ADDRESS: env.address },
+      env: { ...process.env, ...services.env, ...issuer.env, CORDON_TEST_ISSUER_DIR: issuerDir, CORDON_TEST_TEMPORAL_ADDRESS: env.address },
     });
-    return result.status ?? 1;
+    return await new Promise<number>((done) => child.once('exit', (code) => done(code ?? 1)));
   } finally {
+    await issuer.close();
     await services.stop();
     await env.teardown();
   }

@@ -4,10 +4,10 @@ import type { Client } from '@temporalio/client';
 import type { CordonConfig } from '../activities/config';
 import { LabProvider, type LabIdentity, type LabIdentityInput, type Mutation } from '../activities/providers/lab';
 import { LocalVault } from '../activities/secret-sink';
-import { describeContainment, sendCommand, submitSignal } from '../client/containments';
+import { describeContainment, submitSignal } from '../client/containments';
 import type { Policy } from '../workflows/policy';
 import type { CommandType, ContainmentState, IdentitySignal } from '../workflows/schemas';
-import { assertNoSecretsInHistories, isolatedConfig, withWorker } from './harness';
+import { assertNoSecretsInHistories, isolatedConfig, operate, withWorker, type OperateOptions } from './harness';
 import { eventually, labIdentity, signal } from './fixtures';
 
 const touched = { workflows: new Set<string>(), vaults: new Set<string>() };
@@ -24,7 +24,7 @@ export interface Scenario {
   until(what: string, ok: (s: ContainmentState) => boolean, timeoutMs?: number): Promise<ContainmentState>;
   identity(): Promise<LabIdentity>;
   mutations(): Promise<Mutation[]>;
-  command(type: CommandType, reason?: string): Promise<{ status?: string }>;
+  command(type: CommandType, reason?: string, o?: OperateOptions & { gate?: string }): Promise<{ status?: string; by?: string }>;
   submit(overrides: Partial<IdentitySignal>): Promise<void>;
 }
 
@@ -32,14 +32,15 @@ export async function scenario(
   o: { policy?: Policy; identity?: Partial<LabIdentityInput> | null; signal?: Partial<IdentitySignal>; dryRun?: boolean },
   body: (sc: Scenario) => Promise<void>,
 ): Promise<void> {
-  const config = isolatedConfig();
+  const config = isolatedConfig({ policy: o.policy });
   const lab = new LabProvider(config.labFile);
   const s = signal(o.signal);
   if (o.identity !== null) await lab.dir.seed({ [s.identityId]: labIdentity(o.identity ?? {}) });
   const seeded = (await lab.dir.read()).identities[s.identityId];
   touched.vaults.add(config.vaultDir);
   await withWorker(config, async ({ client }) => {
-    const { workflowId } = await submitSignal(client, s, { taskQueue: config.taskQueue, policy: o.policy, dryRun: o.dryRun });
+    // A real containment runs on the worker's approved policy; a dry run brings it as its candidate.
+    const { workflowId } = await submitSignal(client, s, { taskQueue: config.taskQueue, dryRun: o.dryRun, ...(o.dryRun ? { policy: o.policy } : {}) });
     touched.workflows.add(workflowId);
     const state = () => describeContainment(client, workflowId);
     await body({
@@ -53,9 +54,9 @@ export async function scenario(
       until: (what, ok, timeoutMs) => eventually(async () => { const st = await state(); return ok(st) && st; }, what, timeoutMs),
       identity: async () => (await lab.dir.read()).identities[s.identityId]!,
       mutations: async () => (await lab.dir.read()).mutations,
-      command: (type, reason = 'test') => sendCommand(client, workflowId, { type, by: 'tester@example.com', reason }),
+      command: (type, reason = 'test', co = {}) => operate(client, config, workflowId, { type, reason, ...(co.gate ? { gate: co.gate } : {}) }, co),
       submit: async (overrides) => {
-        await submitSignal(client, { ...s, signalId: `sig-${Math.random().toString(36).slice(2)}`, ...overrides }, { taskQueue: config.taskQueue, policy: o.policy });
+        await submitSignal(client, { ...s, signalId: `sig-${Math.random().toString(36).slice(2)}`, ...overrides }, { taskQueue: config.taskQueue });
       },
     });
   });

@@ -108,7 +108,7 @@ describe('bad input is refused and changes nothing', () => {
 
   test('invalid commands are refused before reaching the containment', async () => {
     await scenario({ policy: policyWith(approvalLadder()) }, async (sc) => {
-      await sc.until('waiting', (s) => s.pendingDecision?.kind === 'approval');
+      await sc.until('waiting', (s) => s.waiting?.for === 'approval');
       const before = await sc.state();
       await assert.rejects(sendCommand(sc.client, sc.workflowId, { type: 'nuke', by: 'x', reason: 'y' }), /invalid command: type: /);
       await assert.rejects(sendCommand(sc.client, sc.workflowId, { type: 'advance', reason: 'y' }), /invalid command: by: /);
@@ -191,7 +191,7 @@ describe('the cordon CLI', () => {
       const { workflowId } = JSON.parse(submitted.stdout) as { workflowId: string };
       await eventually(async () => {
         const d = await run(['describe', workflowId, '--json']);
-        return d.status === 0 && (JSON.parse(d.stdout) as ContainmentState).pendingDecision !== undefined;
+        return d.status === 0 && (JSON.parse(d.stdout) as ContainmentState).waiting !== undefined;
       }, 'the containment to wait for approval');
       const refused = await run(['command', workflowId, 'resume', '--by', 'me', '--reason', 'test']);
       assert.equal(refused.status, 3);

@@ -13,11 +13,17 @@ async function main(): Promise<void> {
   });
   const target = temporalTarget();
   const connection = await NativeConnection.connect(target.connectionOptions);
-  const { worker, close } = await createCordonWorker({ connection, namespace: target.namespace, config });
+  const { worker, policy, close } = await createCordonWorker({ connection, namespace: target.namespace, config });
   const providers = [`lab (${config.labFile})`, config.postgresUrl && `postgres (${redact(config.postgresUrl)})`, config.redisUrl && `redis (${redact(config.redisUrl)})`].filter(Boolean);
   console.log(
     `cordon worker: ${target.address} namespace=${target.namespace} taskQueue=${config.taskQueue} providers=${providers.join(', ')}` +
       (config.metricsPort ? ` metrics=http://127.0.0.1:${config.metricsPort}/metrics` : ''),
+  );
+  console.log(`cordon worker: policy ${policy.version} sha256 ${policy.sha256} (${config.policyFile ?? 'shipped default'})`);
+  console.log(
+    config.oidc.issuer
+      ? `cordon worker: operators verified against ${config.oidc.issuer} (audience ${config.oidc.audience}, roles from ${config.oidc.rolesClaim})`
+      : 'cordon worker: WARNING no OIDC issuer configured (CORDON_OIDC_ISSUER): every operator command will be refused',
   );
   // Worker.run() installs SIGINT/SIGTERM handlers that begin a graceful shutdown.
   try {

@@ -5,6 +5,10 @@ import type { CordonConfig } from '../activities/config';
 import { EvidenceStore } from '../activities/evidence-store';
 import { closeProviders, createProviders, type ProviderRegistry } from '../activities/providers/registry';
 import { LocalVault } from '../activities/secret-sink';
+import { loadOrCreateSealKey } from '../activities/command-seal';
+import { OperatorVerifier } from '../activities/operator-auth';
+import { loadApprovedPolicy } from '../activities/policy-store';
+import type { ApprovedPolicy } from '../workflows/contract';
 
 let bundle: Promise<WorkflowBundle> | undefined;
 
@@ -24,13 +28,18 @@ export interface CordonWorkerOptions {
   shutdownGraceTime?: string;
 }
 
-export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
+export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ worker: Worker; policy: ApprovedPolicy; close(): Promise<void> }> {
+  // Refuses to start on an invalid policy or sealing key, before anything polls.
+  const policy = loadApprovedPolicy(o.config.policyFile);
+  const seal = await loadOrCreateSealKey(o.config.dataDir, o.config.sealKeyFile);
   const providers = o.providers ?? createProviders(o.config);
   const activities = {
     ...createContainmentActivities({
       providers,
       evidence: new EvidenceStore(o.config.evidenceDir),
       secrets: new LocalVault(o.config.vaultDir, o.config.vaultKey),
+      policy,
+      operators: new OperatorVerifier(o.config.oidc, seal.privateJwk),
     }),
     noop,
   };
@@ -42,5 +51,5 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ work
     activities,
     shutdownGraceTime: o.shutdownGraceTime ?? '10s',
   });
-  return { worker, close: () => (o.providers ? Promise.resolve() : closeProviders(providers)) };
+  return { worker, policy, close: () => (o.providers ? Promise.resolve() : closeProviders(providers)) };
 }

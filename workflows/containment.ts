@@ -1,96 +1,187 @@
-// The containment ladder, top to bottom: suppress ∥ capture → restrict → rotate → disable,
-// each stage behind its gate, steered by operator commands, reversible by rollback.
+// The containment ladder, top to bottom: suppress ∥ capture → restrict → rotate → disable, each
+// stage behind its gate, steered by verified operators, reversible by rollback, continued as new
+// before its history grows too long. Containments started before v3 replay on the frozen
+// workflows/legacy/containment-v2.ts instead (see the patched() call at the top).
 import {
   ActivityFailure,
   ApplicationFailure,
   allHandlersFinished,
   condition,
+  continueAsNew,
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ContainmentActivities } from './contract';
-import { commandSignal, commandUpdate, identitySignal, stateQuery } from './messages';
-import { Policy, evaluatePolicy } from './policy';
+import { containmentWorkflowId, dryRunWorkflowId, sameIdentity, shortHash } from './ids';
+import { legacyContainmentV2, type LegacyContainmentInput } from './legacy/containment-v2';
+import { COMMAND_DESCRIPTION, IDENTITY_SIGNAL_DESCRIPTION, commandSignal, commandUpdate, identitySignal, policyQuery, stateQuery } from './messages';
+import { evaluatePolicy, type Policy } from './policy';
 import {
-  type ActionResult,
   ContainmentState,
   IdentitySignal,
   LADDER_POSITIONS,
-  LadderPosition,
   OperatorCommand,
-  StageName,
-  StagePlan,
-  SuppressionAction,
-  Target,
+  durationMs,
   describeIssues,
+  type ActionRecord,
+  type ActionResult,
+  type CommandType,
+  type CordonRole,
+  type LadderPosition,
+  type Principal,
+  type Receipt,
+  type StageName,
+  type StagePlan,
+  type SuppressionAction,
+  type Target,
+  type Waiting,
 } from './schemas';
 import { SA } from './search-attributes';
 
-export interface ContainmentInput {
-  signal: IdentitySignal;
+export const V3_PATCH = 'v3-trusted-control-plane';
+
+/** Everything a run hands to the next through continue-as-new. */
+export interface Carried {
+  state: ContainmentState;
   policy: Policy;
-  dryRun?: boolean;
-  /** Benchmark comparison only: capture evidence first, then suppress (what most teams do today). */
-  evidenceFirst?: boolean;
+  held: boolean;
+  closing?: Closing;
+  planVersion: number;
+  gateSeq: number;
+  /** Token ids already used on this containment, with their expiry (a captured command replays nothing). */
+  jtis: { jti: string; exp: number }[];
+  /** Short hashes of every signal id seen, so a repeat stays a no-op however old. */
+  seen: string[];
+  /** Hostile signals that arrived while the containment closed: they start the next one. */
+  pending: IdentitySignal[];
+  retryStage?: StageName;
+  /** A human was asked to decide when the run before continued as new. */
+  attention?: Attention;
+  evidenceTaken: string[];
 }
 
-const NON_RETRYABLE = ['IdentityNotFound', 'InvalidConfiguration', 'NotSupported'];
+/** Why the ladder waits for a human: what "advance" then retries. */
+type Attention = { kind: 'suppression'; failed: SuppressionAction[] } | { kind: 'stage' | 'gate'; stage: StageName } | { kind: 'rollback' };
+
+export interface ContainmentInput {
+  signal: IdentitySignal;
+  dryRun?: boolean;
+  /** A candidate policy to test against real identities: dry runs only. */
+  candidatePolicy?: unknown;
+  /** v2 callers sent their policy here; v3 refuses it unless the run is a dry run. */
+  policy?: unknown;
+  /** Benchmark comparison only: capture evidence first, then suppress (what most teams do today). */
+  evidenceFirst?: boolean;
+  /** Continue as new past this many history events (tests use a small number). */
+  historyLimit?: number;
+  carried?: Carried;
+  /** Set when signals arrived while the previous containment of this identity closed. */
+  follows?: { runId: string; closedReason: string; seen: string[] };
+  /** Further signals that arrived during that close: they join this containment at once. */
+  queued?: IdentitySignal[];
+}
+
+type Closing = { type: 'abort' | 'rollback'; by: string; reason: string };
+
+const NON_RETRYABLE = ['IdentityNotFound', 'InvalidConfiguration', 'NotSupported', 'InvalidInput'];
 const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE };
 // Actions retry through a provider outage of several minutes before the containment asks for a human.
-const act = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', retry });
+const act = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', heartbeatTimeout: '20s', retry });
 // Evidence is best effort beside suppression: fewer retries, and its failure never blocks the ladder.
-const evidence = proxyActivities<ContainmentActivities>({
-  startToCloseTimeout: '2m',
-  scheduleToCloseTimeout: '5m',
-  retry: { ...retry, maximumAttempts: 5 },
-});
+const evidence = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '2m', scheduleToCloseTimeout: '5m', retry: { ...retry, maximumAttempts: 5 } });
+// Reading the approved policy and verifying a token are short and local to the worker.
+const local = proxyLocalActivities<ContainmentActivities>({ startToCloseTimeout: '15s', retry: { ...retry, maximumAttempts: 3 } });
 
 const POSITION_OF: Record<StageName, LadderPosition> = { restrict: 'restricted', rotate: 'rotated', disable: 'disabled' };
-const REVERSIBLE: SuppressionAction[] = ['block-high-risk-apis', 'force-step-up'];
+/** Suppressions rollback can lift (revoked sessions and tokens stay revoked). */
+const LIFTABLE: SuppressionAction[] = ['revoke-sessions', 'block-high-risk-apis', 'force-step-up'];
 const CLOSED = ['aborted', 'rolled-back'];
-const LIFT_SESSION_BLOCK = 'rollback-lifts-session-block';
+/** Who may give which command. Tokens' roles are mapped to these on the worker. */
+const MAY: Record<CommandType, CordonRole[]> = {
+  advance: ['responder', 'lead'],
+  hold: ['responder', 'lead'],
+  resume: ['responder', 'lead'],
+  'dependencies-cleared': ['responder', 'lead'],
+  abort: ['lead'],
+  rollback: ['lead'],
+};
+/** Action records kept in state; older ones move to the evidence store by hash. */
+const KEEP_ACTIONS = 60;
+const KEEP_SIGNALS = 20;
+const DEFAULT_HISTORY_LIMIT = 5000;
 
 export async function containment(input: ContainmentInput): Promise<ContainmentState> {
-  const first = IdentitySignal.safeParse(input.signal);
-  const policy = Policy.safeParse(input.policy);
-  if (!first.success) throw ApplicationFailure.nonRetryable(`invalid signal: ${describeIssues(first.error)}`, 'InvalidInput');
-  if (!policy.success) throw ApplicationFailure.nonRetryable(`invalid policy: ${describeIssues(policy.error)}`, 'InvalidInput');
-  const dryRun = input.dryRun ?? false;
-  const target: Target = { provider: first.data.provider, identityId: first.data.identityId, kind: first.data.identityKind };
+  if (!patched(V3_PATCH)) return legacyContainmentV2(input as unknown as LegacyContainmentInput);
+
+  // ---- input: refused before any action ------------------------------------------------------
   const info = workflowInfo();
+  const parsed = IdentitySignal.safeParse(input.signal);
+  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid signal: ${describeIssues(parsed.error)}`, 'InvalidInput');
+  const first = parsed.data;
+  const dryRun = input.dryRun ?? false;
+  const expectedId = dryRun ? dryRunWorkflowId(first) : containmentWorkflowId(first);
+  if (info.workflowId !== expectedId) {
+    throw ApplicationFailure.nonRetryable(`workflow id "${info.workflowId}" does not match the signal's identity: it must be "${expectedId}"`, 'InvalidInput');
+  }
+  if (!dryRun && (input.policy !== undefined || input.candidatePolicy !== undefined)) {
+    throw ApplicationFailure.nonRetryable("a containment runs on the worker's approved policy; a caller may bring a policy only for a dry run", 'PolicyRefused');
+  }
+  const historyLimit = Math.min(Math.max(input.historyLimit ?? DEFAULT_HISTORY_LIMIT, 200), 9000);
+  const target: Target = { provider: first.provider, identityId: first.identityId, kind: first.identityKind };
   const now = () => new Date().toISOString();
 
-  const state: ContainmentState = {
+  // ---- state: fresh, or carried from the run before ---------------------------------------------
+  const carried = input.carried;
+  const approved = carried ? undefined : await local.loadPolicy(dryRun ? (input.candidatePolicy ?? input.policy) : undefined);
+  const policy: Policy = carried?.policy ?? approved!.policy;
+  const state: ContainmentState = carried?.state ?? {
     containmentId: info.workflowId,
     target,
     status: 'suppressing',
     position: 'new',
-    plan: evaluatePolicy(policy.data, first.data, { dryRun }),
-    signals: [{ signalId: first.data.signalId, trigger: first.data.trigger, confidence: first.data.confidence, receivedAt: now() }],
+    plan: evaluatePolicy(policy, first, { dryRun }),
+    policy: { version: approved!.version, sha256: approved!.sha256 },
+    signals: [{ signalId: first.signalId, trigger: first.trigger, confidence: first.confidence, receivedAt: now() }],
+    signalCount: 1,
     actions: [],
     evidence: [],
+    archived: [],
     startedAt: now(),
-    receipts: {},
+    receipts: { suppressed: {}, ended: [] },
+    run: 1,
+    ...(input.follows ? { follows: { runId: input.follows.runId, closedReason: input.follows.closedReason } } : {}),
   };
-  // Operator intent, consumed by the ladder at its next decision point.
-  let held = false;
-  let advanceRequested = false;
-  let dependenciesCleared = false;
-  let closing: { type: 'abort' | 'rollback'; by: string; reason: string } | undefined;
-  let planVersion = 0;
-  const suppressed = new Set<SuppressionAction>();
+  if (carried) state.run = (state.run ?? 1) + 1;
+  const receipts = state.receipts;
+  const liftReceipts: Record<string, Receipt> = (receipts.suppressed ??= {});
+  let held = carried?.held ?? false;
+  let closing: Closing | undefined = carried?.closing;
+  let planVersion = carried?.planVersion ?? 0;
+  let gateSeq = carried?.gateSeq ?? 0;
+  let retryStage = carried?.retryStage;
+  let attention = carried?.attention;
+  let stageRunning = false;
+  let inflight = 0; // suppressions started by joining signals, awaited before any undo
+  let woken = 0; // bumped by every accepted command, so waits re-evaluate
+  const jtis = new Map((carried?.jtis ?? []).map((j) => [j.jti, j.exp]));
+  const seen = new Set([...(input.follows?.seen ?? []), ...(carried?.seen ?? []), shortHash(first.signalId)]);
+  const pending: IdentitySignal[] = carried?.pending ?? [];
+  const evidenceTaken = new Set(carried?.evidenceTaken ?? []);
+  const suppressed = new Set(Object.keys(liftReceipts) as SuppressionAction[]);
 
-  const record = (action: string, actor: string, outcome: ContainmentState['actions'][number]['outcome'], detail: string, extra: { before?: unknown; after?: unknown; at?: string } = {}) => {
-    const { at, ...rest } = extra;
-    state.actions.push({ at: at ?? now(), action, actor, outcome, detail, ...rest });
+  const record = (action: string, actor: string, outcome: ActionRecord['outcome'], detail: string, extra: Partial<ActionRecord> = {}) => {
+    state.actions.push({ at: extra.at ?? now(), action, actor, outcome, detail, ...extra });
   };
   const ruleActor = () => `policy:${state.plan.policyVersion}/${state.plan.rule}`;
+  const failureText = (err: unknown) => (err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message);
 
+  // ---- what operators see -------------------------------------------------------------------
   let published = '';
   const publish = () => {
     // Upsert only on change: each upsert is a history event, details are not.
@@ -101,134 +192,219 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
         { key: SA.status, value: state.status },
       ]);
     }
-    const pending = state.pendingDecision ? `\n\n**Waiting for:** ${state.pendingDecision.detail}` : '';
-    const deadline = state.nextDeadline ? `\n\n**Next deadline:** ${state.nextDeadline}` : '';
-    const last = state.actions.slice(-5).map((a) => `- ${a.at} ${a.action}: ${a.outcome} (${a.actor})`).join('\n');
+    const w = state.waiting;
+    const next = w
+      ? `\n\n**Waiting for ${w.for}** (gate \`${w.gate}\`): ${md(w.detail)}${w.deadline ? ` · until ${w.deadline}` : ''}${w.approvedBy?.length ? ` · approved by ${w.approvedBy.map((a) => md(a.username)).join(', ')} (${w.approvedBy.length}/${w.approversNeeded})` : ''}`
+      : '';
+    const rb = state.rollbackApprovals?.length ? `\n\n**Rollback approved by** ${state.rollbackApprovals.map((a) => md(a.username)).join(', ')} (${state.rollbackApprovals.length}/${state.plan.rollback.approvers})` : '';
+    const last = state.actions.slice(-5).map((a) => `- ${a.at.slice(11, 19)} ${md(a.action)}: ${a.outcome} (${md(a.actor)})${a.outcome === 'rejected' || a.outcome === 'failed' ? ` ${md(a.detail.slice(0, 120))}` : ''}`).join('\n');
     setCurrentDetails(
-      `**${state.status}** at **${state.position}**${dryRun ? ' (dry run)' : ''} · plan \`${state.plan.rule}\` (${state.plan.policyVersion})${pending}${deadline}\n\n${last}`,
+      `**${state.status}** at **${state.position}**${dryRun ? ' (dry run)' : ''} · plan \`${md(state.plan.rule)}\` · policy ${md(state.policy?.version ?? '?')} \`${(state.policy?.sha256 ?? '').slice(0, 12)}\`${next}${rb}\n\n${last}`,
     );
   };
 
-  // ---- messages -----------------------------------------------------------------------------
+  /** Starts waiting for something; each wait gets a fresh gate id that an advance must name. */
+  const wait = (w: Omit<Waiting, 'gate' | 'since'>, reuse?: Waiting): Waiting => {
+    state.waiting = reuse && reuse.for === w.for && reuse.stage === w.stage ? { ...reuse, ...w, gate: reuse.gate, since: reuse.since } : { ...w, gate: `${w.stage ?? w.for}#${++gateSeq}`, since: now() };
+    publish();
+    return state.waiting;
+  };
+  const stopWaiting = () => {
+    state.waiting = undefined;
+  };
+
+  // ---- operator commands: parse → verify → authorize → apply, every refusal recorded ------------
   const nextStage = (): StagePlan | undefined => {
     const reached = LADDER_POSITIONS.indexOf(state.position);
     return state.plan.stages.find((s) => LADDER_POSITIONS.indexOf(POSITION_OF[s.stage]) > reached);
   };
 
-  /** Why a command cannot be taken now, or undefined when it can. */
-  const rejection = (c: OperatorCommand): string | undefined => {
+  /** Why this principal's command cannot be taken now, or undefined when it can. */
+  const refusal = (c: OperatorCommand, p: Principal): string | undefined => {
+    if (!MAY[c.type].some((r) => p.roles.includes(r))) return `${c.type} needs the role ${MAY[c.type].join(' or ')}; ${p.username} has ${p.roles.join(', ') || 'no Cordon role'}`;
     if (CLOSED.includes(state.status)) return `the containment is closed (${state.status})`;
     if (closing) return `the containment is already closing (${closing.type} requested by ${closing.by})`;
+    const w = state.waiting;
     switch (c.type) {
       case 'advance':
-        if (held) return 'the containment is on hold: resume it first';
-        if (advanceRequested) return 'an advance is already pending';
-        if (!nextStage()) return `nothing to advance: the ladder is complete at "${state.position}"`;
+      case 'dependencies-cleared': {
+        if (!w || w.for === 'none') return stageRunning ? 'a stage is running: nothing is waiting for an advance' : 'nothing is waiting for an advance';
+        if (!c.gate) return `${c.type} must name the gate it answers: "${w.gate}" is waiting (see describe)`;
+        if (c.gate !== w.gate) return `gate "${c.gate}" is no longer waiting: "${w.gate}" is (a repeated or late command cannot pass a later gate)`;
+        if (w.for === 'hold') return 'the containment is on hold: resume it first';
+        if (attention?.kind === 'rollback') return 'a rollback failed part-way: "rollback" retries it, "abort" abandons it';
+        if (c.type === 'dependencies-cleared' && w.for !== 'dependencies') return 'no dependency check is waiting';
+        if (w.approvedBy?.some((a) => a.sub === p.sub)) return `${p.username} already approved gate ${w.gate}: a different principal must give approval ${w.approvedBy.length + 1} of ${w.approversNeeded}`;
         return undefined;
+      }
       case 'hold':
         if (held) return 'the containment is already on hold';
         if (!nextStage()) return `nothing to hold: the ladder is complete at "${state.position}"`;
         return undefined;
       case 'resume':
         return held ? undefined : 'the containment is not on hold';
-      case 'dependencies-cleared':
-        return state.pendingDecision?.kind === 'dependencies' ? undefined : 'no dependency check is waiting';
       case 'abort':
+        return undefined;
       case 'rollback':
+        if (state.rollbackApprovals?.some((a) => a.sub === p.sub)) return `${p.username} already approved this rollback: a different lead must approve`;
         return undefined;
     }
   };
 
-  const apply = (c: OperatorCommand): void => {
-    record(`command:${c.type}`, c.by, 'done', c.reason);
+  const rollbackApproversNeeded = () =>
+    LADDER_POSITIONS.indexOf(state.position) > LADDER_POSITIONS.indexOf(state.plan.rollback.beyond) ? state.plan.rollback.approvers : 1;
+
+  const apply = (c: OperatorCommand, p: Principal): string => {
+    const who = { iss: p.iss, sub: p.sub, username: p.username, jti: p.jti, exp: p.exp };
+    const approval = { sub: p.sub, username: p.username, at: now() };
+    woken++;
     switch (c.type) {
       case 'advance':
-        advanceRequested = true;
+      case 'dependencies-cleared': {
+        const w = state.waiting!;
+        w.approvedBy = [...(w.approvedBy ?? []), approval];
+        const needed = w.approversNeeded ?? 1;
+        record(`command:${c.type}`, p.username, 'done', `${c.reason} (gate ${w.gate}${needed > 1 ? `, approval ${w.approvedBy.length} of ${needed}` : ''})`, { principal: who });
         break;
+      }
       case 'hold':
         held = true;
         if (state.status === 'active') state.status = 'held';
+        record('command:hold', p.username, 'done', c.reason, { principal: who });
         break;
       case 'resume':
         held = false;
         if (state.status === 'held') state.status = 'active';
-        break;
-      case 'dependencies-cleared':
-        dependenciesCleared = true;
+        record('command:resume', p.username, 'done', c.reason, { principal: who });
         break;
       case 'abort':
-      case 'rollback':
-        closing = { type: c.type, by: c.by, reason: c.reason };
+        closing = { type: 'abort', by: p.username, reason: c.reason };
+        record('command:abort', p.username, 'done', c.reason, { principal: who });
         break;
+      case 'rollback': {
+        state.rollbackApprovals = [...(state.rollbackApprovals ?? []), approval];
+        const needed = rollbackApproversNeeded();
+        const enough = state.rollbackApprovals.length >= needed;
+        if (enough) closing = { type: 'rollback', by: state.rollbackApprovals.map((a) => a.username).join(' + '), reason: c.reason };
+        record('command:rollback', p.username, 'done', `${c.reason}${needed > 1 ? ` (approval ${state.rollbackApprovals.length} of ${needed}${enough ? '' : ': a second lead must approve'})` : ''}`, { principal: who });
+        break;
+      }
     }
     publish();
+    return p.username;
   };
 
-  const parseCommand = (raw: unknown): OperatorCommand => {
-    const parsed = OperatorCommand.safeParse(raw);
-    if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid command: ${describeIssues(parsed.error)}`, 'InvalidCommand');
-    const why = rejection(parsed.data);
-    if (why) throw ApplicationFailure.nonRetryable(`${parsed.data.type} rejected: ${why}`, 'CommandRejected');
-    return parsed.data;
+  const reject = (type: string, actor: string, why: string, principal?: Principal): never => {
+    record(`command:${type}`, actor, 'rejected', why, principal ? { principal: { iss: principal.iss, sub: principal.sub, username: principal.username, jti: principal.jti, exp: principal.exp } } : {});
+    publish();
+    throw ApplicationFailure.nonRetryable(`${type} rejected: ${why}`, 'CommandRejected');
   };
+
+  async function handleCommand(raw: unknown): Promise<{ status: ContainmentState['status']; accepted: string; by: string }> {
+    const cmd = OperatorCommand.safeParse(raw);
+    const type = typeof (raw as { type?: unknown })?.type === 'string' ? String((raw as { type: string }).type).slice(0, 40) : 'unknown';
+    if (!cmd.success) return reject(type, 'unauthenticated', `invalid command: ${describeIssues(cmd.error)}`);
+    const c = cmd.data;
+    if (!c.token) return reject(c.type, 'unauthenticated', 'no token: every command carries the operator\'s sealed OIDC token (cordon command, or --print for the UI)');
+    const verdict = await local.verifyOperator(c.token, { workflowId: info.workflowId, type: c.type, gate: c.gate, reason: c.reason });
+    if (!verdict.ok) return reject(c.type, verdict.claimed ? `unverified (claims ${verdict.claimed})` : 'unauthenticated', verdict.reason);
+    const p = verdict.principal;
+    if (jtis.has(p.jti)) return reject(c.type, p.username, `token ${p.jti} was already used on this containment: a captured command cannot be replayed`, p);
+    jtis.set(p.jti, p.exp);
+    const why = refusal(c, p);
+    if (why) return reject(c.type, p.username, why, p);
+    const by = apply(c, p);
+    return { status: state.status, accepted: c.type, by };
+  }
 
   setHandler(stateQuery, () => state);
-  setHandler(commandUpdate, (c) => (apply(c), { status: state.status, accepted: c.type }), { validator: (c) => void parseCommand(c) });
-  setHandler(commandSignal, (raw) => {
-    // Signals cannot answer: a rejected one is logged and changes nothing.
-    try {
-      apply(parseCommand(raw));
-    } catch (err) {
-      log.warn('command signal rejected', { error: (err as Error).message });
-    }
-  });
-  setHandler(identitySignal, async (raw) => {
-    const parsed = IdentitySignal.safeParse(raw);
-    if (!parsed.success) return log.warn('identity signal rejected', { error: describeIssues(parsed.error) });
-    const s = parsed.data;
-    if (s.provider !== target.provider || s.identityId !== target.identityId) return log.warn('identity signal for another identity ignored');
-    if (state.signals.some((seen) => seen.signalId === s.signalId)) return; // duplicate: a no-op by design
-    if (CLOSED.includes(state.status) || closing) return log.info('signal arrived while closing; ignored', { signalId: s.signalId });
-    state.signals.push({ signalId: s.signalId, trigger: s.trigger, confidence: s.confidence, receivedAt: now() });
-    const plan = evaluatePolicy(policy.data, s, { dryRun });
-    if (plan.severity <= state.plan.severity) return publish();
-    record('escalate', `policy:${plan.policyVersion}/${plan.rule}`, 'done', `signal ${s.signalId} (${s.trigger}, confidence ${s.confidence}) escalates ${state.plan.rule} → ${plan.rule}`);
-    state.plan = plan;
-    planVersion++;
-    upsertSearchAttributes([
-      { key: SA.trigger, value: s.trigger },
-      { key: SA.risk, value: Math.max(s.riskScore, first.data.riskScore) },
-    ]);
-    publish();
-    await runSuppression(plan.suppress.filter((a) => !suppressed.has(a)), s);
-  });
+  setHandler(policyQuery, () => ({ version: state.policy!.version, sha256: state.policy!.sha256, policy }));
+  setHandler(commandUpdate, handleCommand, { description: COMMAND_DESCRIPTION });
+  setHandler(
+    commandSignal,
+    async (raw) => {
+      // A signal cannot answer; its refusal is in the containment's actions (recorded by handleCommand).
+      try {
+        await handleCommand(raw);
+      } catch (err) {
+        log.warn('command signal refused', { error: (err as Error).message });
+      }
+    },
+    { description: COMMAND_DESCRIPTION },
+  );
+
+  // ---- joining signals: a repeat is a no-op, a harsher one escalates ---------------------------
+  setHandler(
+    identitySignal,
+    async (raw) => {
+      const p = IdentitySignal.safeParse(raw);
+      if (!p.success) return log.warn('identity signal rejected', { error: describeIssues(p.error) });
+      const s = p.data;
+      if (!sameIdentity(s, target)) return log.warn('identity signal for another identity ignored');
+      const h = shortHash(s.signalId);
+      if (seen.has(h)) return; // a repeat: a no-op by design
+      seen.add(h);
+      if (dryRun) return;
+      if (CLOSED.includes(state.status) || closing) {
+        // Never dropped: it starts the next containment of this identity once this one has closed.
+        pending.push(s);
+        record('signal', `signal:${s.signalId}`, 'skipped', `arrived while closing (${s.trigger}, confidence ${s.confidence}): starts a new containment after the close`);
+        return publish();
+      }
+      state.signals = [...state.signals, { signalId: s.signalId, trigger: s.trigger, confidence: s.confidence, receivedAt: now() }].slice(-KEEP_SIGNALS);
+      state.signalCount = (state.signalCount ?? state.signals.length) + 1;
+      const plan = evaluatePolicy(policy, s, { dryRun });
+      if (plan.severity <= state.plan.severity) return;
+      record('escalate', `policy:${plan.policyVersion}/${plan.rule}`, 'done', `signal ${s.signalId} (${s.trigger}, confidence ${s.confidence}) escalates ${state.plan.rule} → ${plan.rule}`);
+      state.plan = plan;
+      planVersion++;
+      upsertSearchAttributes([
+        { key: SA.trigger, value: s.trigger },
+        { key: SA.risk, value: Math.max(s.riskScore, first.riskScore) },
+      ]);
+      publish();
+      inflight++;
+      try {
+        await Promise.all([runSuppression(plan.suppress.filter((a) => !suppressed.has(a)), s), captureAll()]);
+      } finally {
+        inflight--;
+      }
+    },
+    { description: IDENTITY_SIGNAL_DESCRIPTION },
+  );
 
   // ---- steps --------------------------------------------------------------------------------
-  const failureText = (err: unknown) => (err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message);
-
-  /** Runs suppression actions in parallel; returns false if any still failed after retries. */
-  async function runSuppression(actions: SuppressionAction[], s: IdentitySignal, acknowledged: string[] = []): Promise<boolean> {
+  /** Runs suppression actions in parallel; returns the actions that still failed after retries. */
+  async function runSuppression(actions: SuppressionAction[], s: IdentitySignal, acknowledged: string[] = []): Promise<SuppressionAction[]> {
     for (const a of actions) suppressed.add(a);
-    const results = await Promise.all(
+    const failed: SuppressionAction[] = [];
+    await Promise.all(
       actions.map(async (a) => {
-        if (dryRun) return record(`suppress:${a}`, ruleActor(), 'would-do', `would ${a} for ${target.identityId}`), true;
+        if (dryRun) return record(`suppress:${a}`, ruleActor(), 'would-do', `would ${a} for ${target.identityId}`);
         try {
-          const r = await act.suppress(target, a, s.scope);
+          const r = await act.suppress(target, a, s.scope, state.containmentId);
+          liftReceipts[a] = r.receipt ?? liftReceipts[a] ?? {};
+          if (r.ended?.length) receipts.ended = [...(receipts.ended ?? []), ...r.ended].slice(-50);
+          if (r.evidence) state.evidence.push(r.evidence);
           record(`suppress:${a}`, ruleActor(), r.changed ? 'done' : 'unchanged', r.detail, { at: r.at });
           acknowledged.push(r.at ?? now());
-          return true;
         } catch (err) {
+          suppressed.delete(a);
+          failed.push(a);
           record(`suppress:${a}`, ruleActor(), 'failed', failureText(err));
-          return false;
         }
       }),
     );
-    return results.every(Boolean);
+    publish();
+    return failed;
   }
 
+  /** Captures the evidence the plan asks for that is not captured yet (a joining plan may ask for more). */
   async function captureAll(): Promise<void> {
+    const kinds = state.plan.evidence.filter((k) => !evidenceTaken.has(k));
+    kinds.forEach((k) => evidenceTaken.add(k));
     await Promise.all(
-      state.plan.evidence.map(async (kind) => {
+      kinds.map(async (kind) => {
         if (dryRun) return record(`evidence:${kind}`, ruleActor(), 'would-do', `would capture ${kind}`);
         try {
           const ref = await evidence.captureEvidence(state.containmentId, target, kind);
@@ -242,113 +418,211 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   }
 
   async function runStage(sp: StagePlan, actor: string): Promise<void> {
-    const before = await act.inspectIdentity(target);
-    if (!before.exists) throw ApplicationFailure.nonRetryable(`identity ${target.identityId} no longer exists`, 'IdentityNotFound');
-    switch (sp.stage) {
-      case 'restrict': {
-        const keep = sp.keep ?? [];
-        if (dryRun) return record('restrict', actor, 'would-do', `would narrow grants [${before.grants.join(', ')}] to [${keep.join(', ')}] and end ${before.sessions} session(s)`);
-        state.receipts.grantsBefore ??= before.grants;
-        const r = await act.restrictGrants(target, keep);
-        const after = await act.inspectIdentity(target);
-        return record('restrict', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: before.grants, after: after.grants, at: r.at });
+    stageRunning = true;
+    try {
+      const before = await act.inspectIdentity(target);
+      if (!before.exists) throw ApplicationFailure.nonRetryable(`identity ${target.identityId} no longer exists`, 'IdentityNotFound');
+      switch (sp.stage) {
+        case 'restrict': {
+          const keep = sp.keep ?? [];
+          if (dryRun) return record('restrict', actor, 'would-do', `would narrow grants [${before.grants.join(', ')}] to [${keep.join(', ')}] and end ${before.sessions} session(s)`);
+          receipts.grantsBefore ??= before.grants;
+          const r = await act.restrictGrants(target, keep);
+          const after = await act.inspectIdentity(target);
+          return record('restrict', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: before.grants, after: after.grants, at: r.at });
+        }
+        case 'rotate': {
+          if (dryRun) return record('rotate', actor, 'would-do', 'would issue a new credential to the secret sink and retire the old one');
+          // The key is the containment's first run: a retry, on any worker or run, sets the same secret.
+          const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`, liftReceipts['revoke-sessions']);
+          receipts.rotated = ref;
+          return record('rotate', actor, 'done', `new credential in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})`);
+        }
+        case 'disable': {
+          if (dryRun) return record('disable', actor, 'would-do', `would disable (enabled now: ${before.enabled}) and end ${before.sessions} session(s)`);
+          receipts.enabledBefore ??= before.enabled;
+          const r = await act.setEnabled(target, false);
+          return record('disable', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: { enabled: before.enabled }, after: { enabled: false }, at: r.at });
+        }
       }
-      case 'rotate': {
-        if (dryRun) return record('rotate', actor, 'would-do', 'would issue a new credential to the secret sink and retire the old one');
-        const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`);
-        state.receipts.rotated = ref;
-        return record('rotate', actor, 'done', `new credential in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})`);
-      }
-      case 'disable': {
-        if (dryRun) return record('disable', actor, 'would-do', `would disable (enabled now: ${before.enabled}) and end ${before.sessions} session(s)`);
-        state.receipts.enabledBefore ??= before.enabled;
-        const r = await act.setEnabled(target, false);
-        return record('disable', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: { enabled: before.enabled }, after: { enabled: false }, at: r.at });
-      }
+    } finally {
+      stageRunning = false;
     }
   }
 
-  /** Waits at a stage's gate. 'go' runs the stage; 'replan' means an escalation changed the plan. */
-  async function passGate(sp: StagePlan): Promise<{ go: true; actor: string } | { go: false; why: 'closing' | 'replan' }> {
-    const version = planVersion;
-    const interrupted = () => closing !== undefined || planVersion !== version || held || advanceRequested;
-    const timerDeadline = sp.gate.type === 'timer' ? Date.now() + durationMs(sp.gate.after) : undefined;
+  // ---- long lives: bounded state, continue-as-new at a quiet moment ------------------------------
+  const tooLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
+  const archiveDue = () => state.actions.length > KEEP_ACTIONS;
+
+  /** Called wherever the ladder waits: archives old records and continues as new when history is long. */
+  async function checkpoint(): Promise<void> {
+    if (archiveDue() && !dryRun) {
+      const old = state.actions.splice(0, state.actions.length - KEEP_ACTIONS / 2);
+      try {
+        state.archived = [...(state.archived ?? []), await evidence.archiveRecords(state.containmentId, old)];
+      } catch (err) {
+        state.actions.unshift(...old); // kept in state rather than lost
+        log.warn('archiving old actions failed', { error: failureText(err) });
+      }
+    }
+    if (!tooLong()) return;
+    await condition(() => allHandlersFinished() && inflight === 0);
+    const next: ContainmentInput = {
+      signal: first,
+      dryRun,
+      historyLimit: input.historyLimit,
+      carried: {
+        state,
+        policy,
+        held,
+        closing,
+        planVersion,
+        gateSeq,
+        jtis: [...jtis].filter(([, exp]) => exp * 1000 > Date.now()).map(([jti, exp]) => ({ jti, exp })),
+        seen: [...seen],
+        pending,
+        retryStage,
+        attention,
+        evidenceTaken: [...evidenceTaken],
+      },
+    };
+    await continueAsNew<typeof containment>(next);
+  }
+
+  /** Waits until `done` or `timeoutMs`, waking to archive or continue as new on the way. */
+  async function waitFor(done: () => boolean, timeoutMs?: number): Promise<boolean> {
+    const until = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     for (;;) {
-      if (closing) return { go: false, why: 'closing' };
-      if (planVersion !== version) return { go: false, why: 'replan' };
+      await checkpoint();
+      if (done()) return true;
+      const left = until === undefined ? undefined : until - Date.now();
+      if (left !== undefined && left <= 0) return false;
+      const seenWoken = woken;
+      const ok = await condition(() => done() || tooLong() || archiveDue() || woken !== seenWoken, left);
+      if (!ok) return done();
+    }
+  }
+
+  // ---- gates ----------------------------------------------------------------------------------
+  /** Parks the containment until an operator retries (advance) or closes it. retry: run the failed step now. */
+  async function needsAttention(why: string, a: Attention): Promise<{ retry: boolean; actor: string }> {
+    attention = a;
+    state.status = 'needs-attention';
+    const stage = 'stage' in a ? a.stage : undefined;
+    wait({ for: 'attention', stage, detail: `${why}; "advance" retries now, "abort" or "rollback" closes`, approversNeeded: 1, approvedBy: [] }, state.waiting);
+    await waitFor(() => closing !== undefined || (state.waiting?.approvedBy?.length ?? 0) >= 1);
+    const by = state.waiting?.approvedBy?.[0]?.username ?? 'operator';
+    stopWaiting();
+    attention = undefined;
+    state.status = held ? 'held' : 'active';
+    return { retry: closing === undefined, actor: by };
+  }
+
+  /** Waits at a stage's gate until it passes, the plan changes (escalation) or closing begins. */
+  async function passGate(sp: StagePlan): Promise<{ go: true; actor: string } | { go: false }> {
+    const gate = sp.gate;
+    if (dryRun) {
+      record(`gate:${sp.stage}`, ruleActor(), 'would-do', `would wait for ${gate.type === 'timer' ? `a ${gate.after} timer` : gate.type}`);
+      return { go: true, actor: ruleActor() };
+    }
+    const version = planVersion;
+    const kind = gate.type === 'timer' ? 'timer' : gate.type === 'approval' ? 'approval' : 'dependencies';
+    const needed = gate.type === 'approval' ? gate.approvers : 1;
+    // A gate carried across continue-as-new keeps its id, deadline and approvals.
+    const resumed = state.waiting?.stage === sp.stage && state.waiting.for !== 'attention' ? state.waiting : undefined;
+    const deadline =
+      resumed?.deadline ??
+      (gate.type === 'timer' ? new Date(Date.now() + durationMs(gate.after)).toISOString() : gate.type === 'dependency-check' ? new Date(Date.now() + durationMs(gate.maxWait)).toISOString() : undefined);
+    const detail =
+      gate.type === 'timer'
+        ? `${sp.stage} at ${deadline} (timer ${gate.after}); "advance" runs it now`
+        : gate.type === 'approval'
+          ? `approval to ${sp.stage} by ${needed > 1 ? `${needed} different responders or leads` : 'a responder or lead'}: send "advance"`
+          : `dependency check before ${sp.stage}`;
+    const open = () => wait({ for: kind, stage: sp.stage, deadline, detail, approversNeeded: needed, approvedBy: [] }, resumed);
+    open();
+    const approvals = () => state.waiting?.approvedBy ?? [];
+    const interrupted = () => closing !== undefined || planVersion !== version || held || approvals().length >= needed;
+    for (;;) {
+      if (closing || planVersion !== version) return { go: false };
+      if (approvals().length >= needed) return { go: true, actor: approvals().map((a) => a.username).join(' + ') };
       if (held) {
-        state.pendingDecision = { kind: 'resume', stage: sp.stage, detail: `on hold before ${sp.stage}: resume to continue` };
+        // Same gate, same approvals and deadline: hold only stops the ladder from passing it.
+        state.waiting = { ...state.waiting!, for: 'hold', detail: `on hold before ${sp.stage}: "resume" continues` };
         publish();
-        await condition(() => !held || closing !== undefined || planVersion !== version);
+        await waitFor(() => !held || closing !== undefined || planVersion !== version);
+        state.waiting = { ...state.waiting, for: kind, detail };
+        publish();
         continue;
       }
-      if (advanceRequested) {
-        advanceRequested = false;
-        const by = [...state.actions].reverse().find((a) => a.action === 'command:advance')?.actor ?? 'operator';
-        return { go: true, actor: by };
-      }
-      switch (sp.gate.type) {
-        case 'timer': {
-          const remaining = timerDeadline! - Date.now();
-          if (remaining <= 0) return { go: true, actor: ruleActor() };
-          state.nextDeadline = new Date(timerDeadline!).toISOString();
-          state.pendingDecision = undefined;
-          publish();
-          await condition(interrupted, remaining);
-          break;
+      if (gate.type === 'timer') {
+        if (Date.parse(deadline!) <= Date.now()) return { go: true, actor: ruleActor() };
+        await waitFor(interrupted, Date.parse(deadline!) - Date.now());
+      } else if (gate.type === 'approval') {
+        await waitFor(interrupted);
+      } else {
+        let deps;
+        try {
+          deps = await act.findDependents(target, receipts.ended ?? []);
+        } catch (err) {
+          // The check itself failed: a human decides; "advance" retries the check.
+          record(`gate:${sp.stage}`, ruleActor(), 'failed', `dependency check failed: ${failureText(err)}`);
+          const r = await needsAttention(`dependency check before ${sp.stage} failed: ${failureText(err)}`, { kind: 'gate', stage: sp.stage });
+          if (!r.retry) return { go: false };
+          open();
+          continue;
         }
-        case 'approval':
-          state.pendingDecision = { kind: 'approval', stage: sp.stage, detail: `approval to ${sp.stage}: send "advance"` };
-          publish();
-          await condition(interrupted);
-          break;
-        case 'dependency-check': {
-          if (dependenciesCleared) return { go: true, actor: [...state.actions].reverse().find((a) => a.action === 'command:dependencies-cleared')?.actor ?? 'operator' };
-          const deps = dryRun ? [] : await act.findDependents(target);
-          if (deps.length === 0) return { go: true, actor: `${ruleActor()} (no dependents)` };
-          state.pendingDecision = {
-            kind: 'dependencies',
-            stage: sp.stage,
-            detail: `${deps.length} dependent(s) still use ${target.identityId}: ${deps.map((d) => d.name).join(', ')}; send "dependencies-cleared" or "advance"`,
-          };
-          state.nextDeadline = new Date(Date.now() + durationMs(sp.gate.recheckEvery)).toISOString();
-          publish();
-          await condition(() => interrupted() || dependenciesCleared, sp.gate.recheckEvery);
-          break;
+        if (deps.length === 0) return { go: true, actor: `${ruleActor()} (no dependents)` };
+        if (Date.parse(deadline!) <= Date.now()) {
+          const r = await needsAttention(`${deps.length} dependent(s) still use ${target.identityId} after the maximum wait of ${gate.maxWait}: "advance" runs ${sp.stage} anyway`, { kind: 'stage', stage: sp.stage });
+          return r.retry ? { go: true, actor: r.actor } : { go: false };
         }
+        const names = deps.map((d) => `${d.name}${d.address ? ` (${d.address})` : ''}`).join(', ');
+        state.waiting = { ...state.waiting!, detail: `${deps.length} dependent(s) still use ${target.identityId}: ${names.slice(0, 400)}; "dependencies-cleared" or "advance" passes, next check in ${gate.recheckEvery}` };
+        publish();
+        await waitFor(interrupted, Math.min(durationMs(gate.recheckEvery), Math.max(1, Date.parse(deadline!) - Date.now())));
       }
     }
   }
 
-  /** Walks the ladder until it is complete, closing is requested, or a stage fails. */
+  /** Walks the ladder until it is complete or closing is requested. A failed stage asks for a human. */
   async function climb(): Promise<void> {
     for (let sp = nextStage(); sp && !closing; sp = nextStage()) {
-      state.status = held ? 'held' : 'active';
-      const gate = await passGate(sp);
-      state.pendingDecision = undefined;
-      state.nextDeadline = undefined;
-      if (!gate.go) continue;
+      let actor: string | undefined;
+      if (attention && 'stage' in attention && attention.stage === sp.stage) {
+        // Carried across continue-as-new while this stage waited for a human: a failed stage runs
+        // when answered, a failed dependency check is re-run by its gate.
+        const carriedKind = attention.kind;
+        const r = await needsAttention(state.waiting?.detail.replace(/; "advance" retries.*$/, '') ?? `${sp.stage} needs attention`, attention);
+        if (!r.retry) continue;
+        if (carriedKind === 'stage') actor = r.actor;
+      }
+      if (retryStage === sp.stage) {
+        actor = [...state.actions].reverse().find((a) => a.action === 'command:advance' && a.outcome === 'done')?.actor ?? 'operator';
+        retryStage = undefined;
+      }
+      if (!actor) {
+        state.status = held ? 'held' : 'active';
+        const gate = await passGate(sp);
+        stopWaiting();
+        if (!gate.go) continue;
+        actor = gate.actor;
+      }
+      state.status = 'active';
+      publish();
       try {
-        await runStage(sp, gate.actor);
+        await runStage(sp, actor);
         state.position = POSITION_OF[sp.stage];
         publish();
       } catch (err) {
-        record(sp.stage, gate.actor, 'failed', failureText(err));
-        await needsAttention(`${sp.stage} failed: ${failureText(err)}`);
+        record(sp.stage, actor, 'failed', failureText(err));
+        const r = await needsAttention(`${sp.stage} failed: ${failureText(err)}`, { kind: 'stage', stage: sp.stage });
+        if (r.retry) retryStage = sp.stage; // "advance" retries the failed step now, not its gate
       }
     }
   }
 
-  /** Parks the containment until an operator retries (advance) or closes it. */
-  async function needsAttention(why: string): Promise<void> {
-    state.status = 'needs-attention';
-    state.pendingDecision = { kind: 'approval', detail: `${why}; "advance" retries, "abort" or "rollback" closes` };
-    publish();
-    await condition(() => advanceRequested || closing !== undefined);
-    advanceRequested = false;
-    state.pendingDecision = undefined;
-  }
-
+  // ---- rollback: undo in reverse, retried until it succeeds or a lead abandons it ----------------
   async function undo(action: string, by: string, run: () => Promise<ActionResult>, note = ''): Promise<boolean> {
     try {
       const r = await run();
@@ -360,89 +634,144 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     }
   }
 
-  /** Undoes completed steps in reverse: re-enable, re-issue the credential, restore grants, lift blocks. */
+  /** Undoes completed steps in reverse; a receipt is dropped once its undo succeeded, so a retry redoes only the rest. */
   async function rollback(by: string): Promise<boolean> {
-    const { receipts } = state;
     if (dryRun) return record('rollback', by, 'would-do', 'would undo every completed step'), true;
+    // A suppression still running from an escalation must land before its lift, never after.
+    await condition(() => inflight === 0);
     let ok = true;
-    if (receipts.enabledBefore !== undefined) ok = (await undo('disable', by, () => act.setEnabled(target, receipts.enabledBefore!))) && ok;
-    if (receipts.rotated) {
-      ok =
-        (await undo('rotate', by, async () => {
-          const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`);
-          return { changed: true, detail: `a rotated secret cannot be un-rotated: re-issued to the owner in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})` };
-        })) && ok;
+    if (receipts.enabledBefore !== undefined) {
+      const to = receipts.enabledBefore;
+      if (await undo('disable', by, () => act.setEnabled(target, to))) receipts.enabledBefore = undefined;
+      else ok = false;
     }
-    if (receipts.grantsBefore) ok = (await undo('restrict', by, () => act.restoreGrants(target, receipts.grantsBefore!))) && ok;
-    // Added after histories were recorded: revoke-sessions may block new logins (PostgreSQL), and
-    // rollback lifts that block. Containments started before it replay without the extra step.
-    const liftable = patched(LIFT_SESSION_BLOCK) ? [...REVERSIBLE, 'revoke-sessions' as const] : REVERSIBLE;
-    const lifts = liftable.filter((x) => suppressed.has(x)).map((a) => undo(`suppress:${a}`, by, () => act.liftSuppression(target, a)));
+    if (receipts.rotated) {
+      const done = await undo('rotate', by, async () => {
+        const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`, liftReceipts['revoke-sessions']);
+        return { changed: true, detail: `a rotated secret cannot be un-rotated: re-issued to the owner in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})` };
+      });
+      if (done) receipts.rotated = undefined;
+      else ok = false;
+    }
+    if (receipts.grantsBefore) {
+      const grants = receipts.grantsBefore;
+      if (await undo('restrict', by, () => act.restoreGrants(target, grants))) receipts.grantsBefore = undefined;
+      else ok = false;
+    }
+    const lifts = LIFTABLE.filter((a) => suppressed.has(a)).map(async (a) => {
+      const done = await undo(`suppress:${a}`, by, () => act.liftSuppression(target, a, liftReceipts[a]));
+      if (done) {
+        suppressed.delete(a);
+        delete liftReceipts[a];
+      }
+      return done;
+    });
     for (const r of await Promise.all(lifts)) ok = r && ok;
-    if (suppressed.has('revoke-sessions') || suppressed.has('revoke-tokens')) {
+    if (ok && (suppressed.has('revoke-sessions') || suppressed.has('revoke-tokens') || state.actions.some((a) => a.action === 'suppress:revoke-tokens'))) {
       record('rollback:revocations', by, 'not-supported', 'revoked sessions and tokens stay revoked: the owner signs in again');
     }
     return ok;
   }
 
   // ---- the ladder -----------------------------------------------------------------------------
+  if (!carried) {
+    // Signals that arrived while the previous containment closed join at once: the harshest plan wins.
+    for (const s of input.queued ?? []) {
+      if (seen.has(shortHash(s.signalId)) || !sameIdentity(s, target)) continue;
+      seen.add(shortHash(s.signalId));
+      state.signals.push({ signalId: s.signalId, trigger: s.trigger, confidence: s.confidence, receivedAt: now() });
+      state.signalCount = (state.signalCount ?? 1) + 1;
+      const plan = evaluatePolicy(policy, s, { dryRun });
+      if (plan.severity > state.plan.severity) state.plan = plan;
+    }
+  }
   publish();
-  // 1. Suppression and evidence start together; only suppression is awaited before the ladder.
-  const capture = captureAll();
-  if (input.evidenceFirst) await capture;
-  const acknowledged: string[] = [];
-  const suppressedOk = await runSuppression(state.plan.suppress, first.data, acknowledged);
-  if (suppressedOk) {
-    // The provider's acknowledgement of the last action, not the (later) workflow task time.
-    state.suppressedAt = acknowledged.sort().at(-1) ?? now();
-    state.position = 'suppressed';
-    state.status = 'active';
-    publish();
-  } else {
-    await needsAttention('suppression failed after retries');
-    if (!closing) {
+  let capture: Promise<void> = Promise.resolve();
+  if (!carried || attention?.kind === 'suppression') {
+    // 1. Suppression and evidence start together; only suppression is awaited before the ladder.
+    const acknowledged: string[] = [];
+    let failed: SuppressionAction[] = attention?.kind === 'suppression' ? attention.failed : [];
+    if (!carried) {
+      capture = captureAll();
+      if (input.evidenceFirst) await capture;
+      failed = await runSuppression(state.plan.suppress, first, acknowledged);
+    }
+    while (failed.length && !closing) {
+      const r = await needsAttention(`suppression failed after retries (${failed.join(', ')})`, { kind: 'suppression', failed });
+      if (!r.retry) break;
+      failed = await runSuppression(failed, first, acknowledged); // "advance" retries the failed actions now
+    }
+    if (!failed.length) {
+      // The provider's acknowledgement of the last action, not the (later) workflow task time.
+      state.suppressedAt = acknowledged.sort().at(-1) ?? now();
       state.position = 'suppressed';
-      record('suppress', 'operator', 'skipped', 'operator advanced past a failed suppression');
+      state.status = 'active';
+      publish();
     }
   }
 
   // 2..4. Restrict → rotate → disable, then stay open for rollback until the plan's retention ends.
-  while (!closing) {
+  while (!closing && state.position !== 'new') {
     await climb();
     if (closing) break;
     state.status = state.plan.stages.length ? 'contained' : 'watching';
-    state.pendingDecision = undefined;
-    state.nextDeadline = new Date(Date.now() + durationMs(state.plan.retainFor)).toISOString();
-    publish();
+    if (dryRun) break; // a dry run closes once it has walked the ladder: nothing to retain
+    const prior = state.waiting?.for === 'none' ? state.waiting : undefined;
+    const deadline = prior?.deadline ?? new Date(Date.now() + durationMs(state.plan.retainFor)).toISOString();
+    wait({ for: 'none', detail: `open for rollback until ${deadline}`, deadline }, prior);
     const version = planVersion;
-    const woke = await condition(() => closing !== undefined || planVersion !== version, state.plan.retainFor);
+    const woke = await waitFor(() => closing !== undefined || planVersion !== version, Math.max(0, Date.parse(deadline) - Date.now()));
+    stopWaiting();
     if (!woke) break;
   }
 
-  // 5. Close: rollback, abort, or retention over.
-  const c = closing as { type: 'abort' | 'rollback'; by: string; reason: string } | undefined;
-  if (c?.type === 'rollback') {
-    const ok = await rollback(c.by);
-    state.status = ok ? 'rolled-back' : 'needs-attention';
-    state.position = ok ? 'new' : state.position;
-    state.closedReason = `rolled back by ${c.by}: ${c.reason}${ok ? '' : ' (some steps failed: see actions)'}`;
-  } else if (c?.type === 'abort') {
-    state.status = 'aborted';
-    state.closedReason = `aborted by ${c.by}: ${c.reason}`;
-  } else {
-    state.closedReason = `retention of ${state.plan.retainFor} ended`;
+  // 5. Close: rollback (retried until it succeeds or a lead abandons it), abort, or retention over.
+  while (closing?.type === 'rollback' || attention?.kind === 'rollback') {
+    if (closing?.type === 'rollback') {
+      const by = closing.by;
+      if (await rollback(by)) {
+        state.status = 'rolled-back';
+        state.position = 'new';
+        state.closedReason = `rolled back by ${by}: ${closing.reason}`;
+        break;
+      }
+      // Half undone: stay open with the remaining receipts; "rollback" retries them, "abort" abandons them.
+      closing = undefined;
+      state.rollbackApprovals = [];
+    }
+    attention = { kind: 'rollback' };
+    state.status = 'needs-attention';
+    wait({ for: 'attention', detail: 'rollback failed part-way (see actions): "rollback" retries the remaining steps, "abort" abandons them with a reason' }, state.waiting);
+    await waitFor(() => closing !== undefined);
+    attention = undefined;
+    stopWaiting();
   }
-  state.pendingDecision = undefined;
-  state.nextDeadline = undefined;
+  const c = closing as Closing | undefined;
+  if (c?.type === 'abort') {
+    state.status = 'aborted';
+    state.closedReason = `aborted by ${c.by}: ${c.reason}${receipts.grantsBefore || receipts.rotated || receipts.enabledBefore !== undefined ? ' (rollback abandoned: the receipts stay in this record)' : ''}`;
+  } else if (!c) {
+    state.closedReason = dryRun ? 'dry run walked the whole ladder' : `retention of ${state.plan.retainFor} ended`;
+  }
+  stopWaiting();
   publish();
   await capture;
-  await condition(allHandlersFinished);
+  await condition(() => allHandlersFinished() && inflight === 0);
+  state.seen = [...seen]; // in the result only: a closed containment still recognises every signal it saw
+  if (pending.length && !dryRun) {
+    // A hostile signal arrived while this containment closed: the next containment starts from it.
+    const [next, ...rest] = pending;
+    await continueAsNew<typeof containment>({
+      signal: next!,
+      queued: rest,
+      historyLimit: input.historyLimit,
+      follows: { runId: info.runId, closedReason: state.closedReason ?? state.status, seen: [...seen] },
+    });
+  }
   return state;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-function durationMs(d: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(d);
-  if (!m) throw ApplicationFailure.nonRetryable(`bad duration ${d}`);
-  return Number(m[1]) * UNIT_MS[m[2]!]!;
+/** Escapes text from providers and operators before it reaches the UI's markdown. */
+function md(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>~]/g, '\\$&').replace(/\s+/g, ' ');
 }

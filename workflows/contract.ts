@@ -1,7 +1,10 @@
 // The activity contract: what the ladder needs from the outside world. activities/ implements it;
 // the workflow proxies it by type only, so workflow code never imports I/O.
+import type { Policy } from './policy';
 import type {
+  ActionRecord,
   ActionResult,
+  CommandBinding,
   Dependent,
   EvidenceKind,
   EvidenceRef,
@@ -12,9 +15,23 @@ import type {
   SuppressionAction,
   SuppressionResult,
   Target,
+  Verdict,
 } from './schemas';
 
+/** The approved policy as the worker read it: recorded in history by the workflow's first step. */
+export interface ApprovedPolicy {
+  version: string;
+  sha256: string;
+  policy: Policy;
+}
+
 export interface ContainmentActivities {
+  /** The worker's approved policy; for a dry run, the caller's candidate validated instead. */
+  loadPolicy(candidate?: unknown): Promise<ApprovedPolicy>;
+  /** Opens a sealed command token and verifies it (signature, issuer, audience, expiry, binding); never returns the token. */
+  verifyOperator(sealed: string, binding: CommandBinding): Promise<Verdict>;
+  /** Moves old action records out of the workflow's state into the evidence store. */
+  archiveRecords(containmentId: string, records: ActionRecord[]): Promise<EvidenceRef>;
   /** Read-only: whether the identity exists, is enabled, its grants and live session count. */
   inspectIdentity(target: Target): Promise<IdentitySnapshot>;
   /**

@@ -8,6 +8,7 @@ import {
   IdentitySignal,
   Level,
   Plan,
+  RollbackRule,
   StagePlan,
   SuppressionAction,
   Trigger,
@@ -44,7 +45,11 @@ export type PolicyRule = z.infer<typeof PolicyRule>;
 
 export const Policy = z
   .object({
-    version: z.string().min(1, 'a policy has a version'),
+    version: z.string().min(1, 'a policy has a version').max(100),
+    /** Distinct principals a rollback needs once a containment is past a position (two-person rule). */
+    rollback: RollbackRule.default({ approvers: 1, beyond: 'restricted' }),
+    /** Every approval gate on an identity of critical asset criticality needs this many distinct approvers. */
+    criticalApprovers: z.number().int().min(1).max(5).default(1),
     /** Rules are tried in order; the first that matches decides. The last must match everything. */
     rules: z.array(PolicyRule).min(1, 'a policy has at least one rule'),
   })
@@ -96,7 +101,12 @@ export function ruleMatches(rule: PolicyRule, s: IdentitySignal): boolean {
 export function evaluatePolicy(policy: Policy, signal: IdentitySignal, options: { dryRun?: boolean } = {}): Plan {
   const rule = policy.rules.find((r) => ruleMatches(r, signal));
   if (!rule) throw new PolicyError('no rule matched: the policy must end with a catch-all rule'); // unreachable for a parsed policy
-  return Plan.parse({ ...planFields(rule), rule: rule.name, policyVersion: policy.version, dryRun: options.dryRun ?? false });
+  const plan = Plan.parse({ ...planFields(rule), rule: rule.name, policyVersion: policy.version, dryRun: options.dryRun ?? false, rollback: policy.rollback });
+  const critical = signal.assetCriticality === 'critical' ? policy.criticalApprovers : 1;
+  if (critical > 1) {
+    plan.stages = plan.stages.map((s) => (s.gate.type === 'approval' ? { ...s, gate: { ...s.gate, approvers: Math.max(s.gate.approvers, critical) } } : s));
+  }
+  return plan;
 }
 
 const NHI: IdentityKind[] = ['service-account', 'api-key', 'workload', 'database-role', 'oauth-client'];
@@ -107,7 +117,9 @@ const NHI: IdentityKind[] = ['service-account', 'api-key', 'workload', 'database
  * revoke at once but wait for approval before touching the account itself.
  */
 export const DEFAULT_POLICY: Policy = parsePolicy({
-  version: 'default-2026-11',
+  version: 'default-2026-11b',
+  rollback: { approvers: 2, beyond: 'restricted' },
+  criticalApprovers: 2,
   rules: [
     {
       name: 'low-confidence-watch',
@@ -127,7 +139,7 @@ export const DEFAULT_POLICY: Policy = parsePolicy({
       stages: [
         { stage: 'restrict', gate: { type: 'timer', after: '0s' }, keep: [] },
         { stage: 'rotate', gate: { type: 'timer', after: '5m' } },
-        { stage: 'disable', gate: { type: 'dependency-check', recheckEvery: '5m' } },
+        { stage: 'disable', gate: { type: 'dependency-check', recheckEvery: '5m', maxWait: '7d' } },
       ],
       retainFor: '7d',
     },
@@ -140,6 +152,33 @@ export const DEFAULT_POLICY: Policy = parsePolicy({
       stages: [
         { stage: 'restrict', gate: { type: 'timer', after: '0s' }, keep: [] },
         { stage: 'rotate', gate: { type: 'timer', after: '15m' } },
+        { stage: 'disable', gate: { type: 'approval' } },
+      ],
+      retainFor: '7d',
+    },
+    {
+      // A human's session looks taken over: cut sessions and tokens, force step-up, then a human decides.
+      name: 'human-session-takeover',
+      severity: 65,
+      match: { triggers: ['impossible-travel', 'new-device', 'unusual-token-issuance'], kinds: ['human'], minConfidence: 0.8 },
+      suppress: ['revoke-sessions', 'revoke-tokens', 'force-step-up'],
+      evidence: ['auth-events', 'sessions', 'token-metadata', 'grants'],
+      stages: [
+        { stage: 'restrict', gate: { type: 'approval' }, keep: [] },
+        { stage: 'rotate', gate: { type: 'approval' } },
+        { stage: 'disable', gate: { type: 'approval' } },
+      ],
+      retainFor: '7d',
+    },
+    {
+      // A human account uses APIs as it never has: block the dangerous ones at once as well.
+      name: 'human-api-anomaly',
+      severity: 62,
+      match: { triggers: ['atypical-api-pattern', 'privilege-escalation'], kinds: ['human'], minConfidence: 0.7 },
+      suppress: ['revoke-sessions', 'block-high-risk-apis', 'force-step-up'],
+      evidence: ['auth-events', 'sessions', 'token-metadata', 'grants'],
+      stages: [
+        { stage: 'restrict', gate: { type: 'approval' }, keep: [] },
         { stage: 'disable', gate: { type: 'approval' } },
       ],
       retainFor: '7d',

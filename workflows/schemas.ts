@@ -79,16 +79,46 @@ export const STAGES = ['restrict', 'rotate', 'disable'] as const;
 export const StageName = z.enum(STAGES);
 export type StageName = z.infer<typeof StageName>;
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Milliseconds in a duration that `Duration` accepted. */
+export function durationMs(d: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(d);
+  if (!m) throw new TypeError(`bad duration ${d}`);
+  return Number(m[1]) * UNIT_MS[m[2]!]!;
+}
+
 /** Durations are written the way Temporal reads them: "500ms", "30s", "10m", "4h", "2d". */
-export const Duration = z.string().regex(/^\d+(ms|s|m|h|d)$/, 'a duration is a number and a unit: 500ms, 30s, 10m, 4h or 2d');
+export const Duration = z.string().regex(/^\d{1,9}(ms|s|m|h|d)$/, 'a duration is a number and a unit: 500ms, 30s, 10m, 4h or 2d');
+
+/** A duration with a sane upper bound: a typo such as 200000000d must not wedge a containment. */
+export const BoundedDuration = (max: string, what: string) =>
+  Duration.refine((d) => durationMs(d) <= durationMs(max), { message: `${what} is at most ${max}` });
 
 /** What must happen before a stage runs. */
 export const Gate = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('timer'), after: Duration }).strict(),
-  z.object({ type: z.literal('approval') }).strict(),
-  z.object({ type: z.literal('dependency-check'), recheckEvery: Duration.default('1m') }).strict(),
+  z.object({ type: z.literal('timer'), after: BoundedDuration('30d', 'a timer') }).strict(),
+  /** `approvers` distinct principals must approve (the two-person rule is approvers: 2). */
+  z.object({ type: z.literal('approval'), approvers: z.number().int().min(1).max(5).default(1) }).strict(),
+  z
+    .object({
+      type: z.literal('dependency-check'),
+      recheckEvery: BoundedDuration('1d', 'recheckEvery').default('1m'),
+      /** After this long with dependents still there, the containment asks for a human. */
+      maxWait: BoundedDuration('90d', 'maxWait').default('7d'),
+    })
+    .strict(),
 ]);
 export type Gate = z.infer<typeof Gate>;
+
+export const RollbackRule = z
+  .object({
+    approvers: z.number().int().min(1).max(5).default(1),
+    /** The rule applies once the ladder has gone past this position. */
+    beyond: z.enum(['new', 'suppressed', 'restricted', 'rotated', 'disabled']).default('restricted'),
+  })
+  .strict();
+export type RollbackRule = z.infer<typeof RollbackRule>;
 
 export const StagePlan = z
   .object({
@@ -110,7 +140,9 @@ export const Plan = z
     evidence: z.array(EvidenceKind),
     stages: z.array(StagePlan),
     /** How long a finished containment stays open for rollback before it closes. */
-    retainFor: Duration,
+    retainFor: BoundedDuration('400d', 'retainFor'),
+    /** Distinct principals a rollback needs once the containment is past `beyond`. */
+    rollback: RollbackRule.default({ approvers: 1, beyond: 'restricted' }),
     dryRun: z.boolean().default(false),
   })
   .strict()
@@ -129,14 +161,62 @@ export const COMMANDS = ['advance', 'hold', 'resume', 'abort', 'rollback', 'depe
 export const CommandType = z.enum(COMMANDS);
 export type CommandType = z.infer<typeof CommandType>;
 
-export const OperatorCommand = z
+/** Commands as v2 took them, with a self-declared `by`: only containments started on v2 replay them. */
+export const LegacyOperatorCommand = z
   .object({
     type: CommandType,
     by: z.string().min(1, 'a command names who gives it ("by")').max(200),
     reason: z.string().min(1, 'a command says why ("reason")').max(2000),
   })
   .strict();
+export type LegacyOperatorCommand = z.infer<typeof LegacyOperatorCommand>;
+
+/**
+ * An operator command. Who gives it is never said here: `token` is the operator's OIDC access
+ * token sealed (JWE) to the workers' key together with this command, so history holds only
+ * ciphertext and a copied token cannot carry another command. `gate` names the gate an advance
+ * answers (from `describe`), so a repeated or late click cannot pass a later gate.
+ */
+export const OperatorCommand = z
+  .object({
+    type: CommandType,
+    reason: z.string().min(1, 'a command says why ("reason")').max(2000, 'reason is at most 2000 characters'),
+    gate: z.string().regex(/^[a-z-]+#\d{1,6}$/, 'gate is the id describe shows, e.g. "rotate#3"').optional(),
+    token: z.string().min(1).max(16_384, 'the sealed token is at most 16 KiB').optional(),
+  })
+  .strict();
 export type OperatorCommand = z.infer<typeof OperatorCommand>;
+
+/** What a sealed token is bound to: one command on one containment. */
+export const CommandBinding = z
+  .object({ workflowId: z.string(), type: CommandType, gate: z.string().optional(), reason: z.string() })
+  .strict();
+export type CommandBinding = z.infer<typeof CommandBinding>;
+
+export const CORDON_ROLES = ['responder', 'lead'] as const;
+export const CordonRole = z.enum(CORDON_ROLES);
+export type CordonRole = z.infer<typeof CordonRole>;
+
+/** A verified operator: what the token proved, never the token. */
+export const Principal = z
+  .object({
+    iss: z.string(),
+    sub: z.string(),
+    username: z.string(),
+    roles: z.array(CordonRole),
+    jti: z.string(),
+    /** Expiry, seconds since the epoch. */
+    exp: z.number(),
+  })
+  .strict();
+export type Principal = z.infer<typeof Principal>;
+
+/** The verifier's answer: a principal, or why not (with who the token claimed to be, unverified). */
+export const Verdict = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), principal: Principal }).strict(),
+  z.object({ ok: z.literal(false), reason: z.string(), claimed: z.string().optional() }).strict(),
+]);
+export type Verdict = z.infer<typeof Verdict>;
 
 export const STATUSES = ['suppressing', 'active', 'held', 'watching', 'contained', 'needs-attention', 'aborted', 'rolled-back'] as const;
 export const Status = z.enum(STATUSES);
@@ -147,7 +227,7 @@ export const LADDER_POSITIONS = ['new', 'suppressed', 'restricted', 'rotated', '
 export const LadderPosition = z.enum(LADDER_POSITIONS);
 export type LadderPosition = z.infer<typeof LadderPosition>;
 
-export const Outcome = z.enum(['done', 'unchanged', 'failed', 'not-supported', 'would-do', 'skipped']);
+export const Outcome = z.enum(['done', 'unchanged', 'failed', 'not-supported', 'would-do', 'skipped', 'rejected']);
 export type Outcome = z.infer<typeof Outcome>;
 
 /**
@@ -179,12 +259,18 @@ export const ActionRecord = z
     detail: z.string(),
     before: z.unknown().optional(),
     after: z.unknown().optional(),
+    /** The verified operator behind a command (never a token). */
+    principal: Principal.omit({ roles: true }).optional(),
   })
   .strict();
 export type ActionRecord = z.infer<typeof ActionRecord>;
 
+/** Evidence from a provider, or older action records moved out of the workflow's state. */
+export const RecordKind = z.union([EvidenceKind, z.literal('archive')]);
+export type RecordKind = z.infer<typeof RecordKind>;
+
 export const EvidenceRef = z
-  .object({ kind: EvidenceKind, uri: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int() })
+  .object({ kind: RecordKind, uri: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int() })
   .strict();
 export type EvidenceRef = z.infer<typeof EvidenceRef>;
 
@@ -217,6 +303,25 @@ export const PendingDecision = z
   .strict();
 export type PendingDecision = z.infer<typeof PendingDecision>;
 
+export const WAITING_FOR = ['approval', 'dependencies', 'timer', 'hold', 'attention', 'none'] as const;
+export const WaitingFor = z.enum(WAITING_FOR);
+export type WaitingFor = z.infer<typeof WaitingFor>;
+
+/** What the ladder waits for now; `gate` is the id an advance must name to answer it. */
+export const Waiting = z
+  .object({
+    for: WaitingFor,
+    gate: z.string(),
+    stage: StageName.optional(),
+    since: z.string(),
+    deadline: z.string().optional(),
+    detail: z.string(),
+    approversNeeded: z.number().int().optional(),
+    approvedBy: z.array(z.object({ sub: z.string(), username: z.string(), at: z.string() })).optional(),
+  })
+  .strict();
+export type Waiting = z.infer<typeof Waiting>;
+
 export const ContainmentState = z.object({
   containmentId: z.string(),
   target: Target,
@@ -235,8 +340,26 @@ export const ContainmentState = z.object({
     grantsBefore: z.array(z.string()).optional(),
     enabledBefore: z.boolean().optional(),
     rotated: SecretRef.optional(),
+    /** Receipts of reversible suppressions, by action (v3). */
+    suppressed: z.record(z.string(), Receipt).optional(),
+    /** Sessions suppression ended (v3): never counted as dependents. */
+    ended: z.array(Dependent).optional(),
   }),
   closedReason: z.string().optional(),
+  /** v3: the approved policy in force (its rules through the `policy` query). */
+  policy: z.object({ version: z.string(), sha256: z.string() }).optional(),
+  waiting: Waiting.optional(),
+  /** v3: pending approvals of a rollback that needs more than one principal. */
+  rollbackApprovals: z.array(z.object({ sub: z.string(), username: z.string(), at: z.string() })).optional(),
+  /** v3: how many signals joined in all (older ones are only counted); how many runs (continue-as-new). */
+  signalCount: z.number().int().optional(),
+  run: z.number().int().optional(),
+  /** v3: action records moved out of state to the evidence store, by hash. */
+  archived: z.array(EvidenceRef).optional(),
+  /** v3, in the result only: short hashes of every signal id the containment saw. */
+  seen: z.array(z.string()).optional(),
+  /** v3: the containment this one follows, when a signal arrived while it closed. */
+  follows: z.object({ runId: z.string(), closedReason: z.string() }).optional(),
 });
 export type ContainmentState = z.infer<typeof ContainmentState>;
 
