@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { LabDirectory } from '../activities/providers/lab';
 import { LocalVault } from '../activities/secret-sink';
-import { CommandRejectedError, sendCommand } from '../client/containments';
+import { CommandRejectedError } from '../client/containments';
 import type { LadderPosition } from '../workflows/schemas';
 import { closeTestEnv, testEnv } from './harness';
 import { approvalLadder, labIdentity, policyWith } from './fixtures';
@@ -46,30 +46,36 @@ describe('advance, hold and resume', () => {
       const restricted = await sc.until('restricted', (s) => s.position === 'restricted');
       assert.deepEqual((await sc.identity()).grants, ['orders:read']);
       const restrictAction = restricted.actions.find((a) => a.action === 'restrict')!;
-      assert.equal(restrictAction.actor, 'tester@example.com', 'the stage is attributed to the operator who advanced it');
+      assert.equal(restrictAction.actor, 'tester', 'the stage is attributed to the verified operator who advanced it');
       assert.deepEqual(restrictAction.before, ORIGINAL_GRANTS);
       assert.deepEqual(restrictAction.after, ['orders:read']);
-      // Every command is on the record with who and why.
-      const commands = restricted.actions.filter((a) => a.action.startsWith('command:')).map((a) => `${a.action}/${a.actor}/${a.detail}`);
+      // Every command is on the record with who and why, refused ones included (attempts are evidence).
+      const commands = restricted.actions.filter((a) => a.action.startsWith('command:')).map((a) => `${a.action}/${a.outcome}/${a.actor}/${a.detail}`);
       assert.deepEqual(commands, [
-        'command:hold/tester@example.com/talking to the owner',
-        'command:resume/tester@example.com/owner unreachable',
-        'command:advance/tester@example.com/approved by IR lead',
+        'command:hold/done/tester/talking to the owner',
+        'command:advance/rejected/tester/the containment is on hold: resume it first',
+        'command:hold/rejected/tester/the containment is already on hold',
+        'command:resume/done/tester/owner unreachable',
+        `command:advance/done/tester/approved by IR lead (gate ${held.waiting!.gate})`,
       ]);
+      assert.equal(restricted.actions.find((a) => a.action === 'command:advance')!.principal?.sub, 'dev:tester', 'the verified subject is recorded');
     });
   });
 
-  test('commands also arrive as signals (CLI, UI); an invalid one changes nothing', async () => {
+  test('commands also arrive as signals (CLI, UI); a refused or malformed one changes nothing and is recorded', async () => {
     await scenario({ policy: policyWith(approvalLadder()) }, async (sc) => {
       await sc.until('waiting for approval', (s) => s.waiting?.for === 'approval');
-      await sendCommand(sc.client, sc.workflowId, { type: 'resume', by: 'ops', reason: 'not held' }, { via: 'signal' });
-      await sendCommand(sc.client, sc.workflowId, { type: 'advance', by: 'ops', reason: 'go' }, { via: 'signal' });
+      await sc.command('resume', 'not held', { via: 'signal' });
+      await sc.command('advance', 'go', { via: 'signal' });
       const state = await sc.until('restricted', (s) => s.position === 'restricted');
-      assert.deepEqual(state.actions.filter((a) => a.action.startsWith('command:')).map((a) => a.action), ['command:advance']);
-      // A malformed signal payload (as `temporal workflow signal` could send) is ignored.
-      await sc.client.workflow.getHandle(sc.workflowId).signal('command', { type: 'advance' });
-      await sc.until('waiting for approval to rotate', (s) => s.waiting?.stage === 'rotate');
-      assert.equal((await sc.state()).position, 'restricted');
+      const commands = state.actions.filter((a) => a.action.startsWith('command:')).map((a) => `${a.action}:${a.outcome}`);
+      assert.deepEqual(commands, ['command:resume:rejected', 'command:advance:done']);
+      // A malformed signal payload (as `temporal workflow signal` could send) changes nothing; the attempt is on the record.
+      await sc.client.workflow.getHandle(sc.workflowId).signal('command', { type: 'aprove' });
+      const after = await sc.until('the malformed signal recorded', (s) => s.actions.some((a) => a.action === 'command:aprove'));
+      assert.match(after.actions.find((a) => a.action === 'command:aprove')!.detail, /invalid command: type/);
+      assert.equal(after.position, 'restricted');
+      assert.equal(after.waiting?.stage, 'rotate');
     });
   });
 
@@ -80,7 +86,7 @@ describe('advance, hold and resume', () => {
       await assert.rejects(sc.command('dependencies-cleared'), /no dependency check is waiting/);
       await sc.command('advance');
       await sc.until('contained', (s) => s.status === 'contained');
-      await assert.rejects(sc.command('advance'), /nothing to advance: the ladder is complete at "restricted"/);
+      await assert.rejects(sc.command('advance', 'late', { gate: 'restrict#1' }), /nothing is waiting for an advance/);
       await assert.rejects(sc.command('hold'), /nothing to hold/);
       await sc.command('abort', 'done here');
       await sc.until('aborted', (s) => s.status === 'aborted');
@@ -98,7 +104,7 @@ describe('abort stops where it stands', () => {
         await sc.command('abort', 'false alarm, but keep the state for review');
         const state = await sc.until('aborted', (s) => s.status === 'aborted');
         assert.equal(state.position, position);
-        assert.match(state.closedReason!, /aborted by tester@example.com: false alarm/);
+        assert.match(state.closedReason!, /aborted by tester: false alarm/);
         assert.deepEqual(await sc.identity(), before);
       });
     });

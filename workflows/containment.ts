@@ -176,7 +176,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   const suppressed = new Set(Object.keys(liftReceipts) as SuppressionAction[]);
 
   const record = (action: string, actor: string, outcome: ActionRecord['outcome'], detail: string, extra: Partial<ActionRecord> = {}) => {
-    state.actions.push({ at: extra.at ?? now(), action, actor, outcome, detail, ...extra });
+    state.actions.push({ action, actor, outcome, detail, ...extra, at: extra.at ?? now() });
   };
   const ruleActor = () => `policy:${state.plan.policyVersion}/${state.plan.rule}`;
   const failureText = (err: unknown) => (err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message);
@@ -634,40 +634,29 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     }
   }
 
-  /** Undoes completed steps in reverse; a receipt is dropped once its undo succeeded, so a retry redoes only the rest. */
+  /** Undoes completed steps in reverse; each step undone is remembered, so a retry redoes only the rest. */
   async function rollback(by: string): Promise<boolean> {
     if (dryRun) return record('rollback', by, 'would-do', 'would undo every completed step'), true;
     // A suppression still running from an escalation must land before its lift, never after.
     await condition(() => inflight === 0);
-    let ok = true;
-    if (receipts.enabledBefore !== undefined) {
-      const to = receipts.enabledBefore;
-      if (await undo('disable', by, () => act.setEnabled(target, to))) receipts.enabledBefore = undefined;
-      else ok = false;
-    }
-    if (receipts.rotated) {
-      const done = await undo('rotate', by, async () => {
+    const undone = new Set(receipts.undone ?? []);
+    const step = async (name: string, needed: boolean, run: () => Promise<ActionResult>) => {
+      if (!needed || undone.has(name)) return true;
+      const ok = await undo(name, by, run);
+      if (ok) undone.add(name);
+      receipts.undone = [...undone];
+      return ok;
+    };
+    let ok = await step('disable', receipts.enabledBefore !== undefined, () => act.setEnabled(target, receipts.enabledBefore!));
+    ok =
+      (await step('rotate', receipts.rotated !== undefined, async () => {
         const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`, liftReceipts['revoke-sessions']);
         return { changed: true, detail: `a rotated secret cannot be un-rotated: re-issued to the owner in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})` };
-      });
-      if (done) receipts.rotated = undefined;
-      else ok = false;
-    }
-    if (receipts.grantsBefore) {
-      const grants = receipts.grantsBefore;
-      if (await undo('restrict', by, () => act.restoreGrants(target, grants))) receipts.grantsBefore = undefined;
-      else ok = false;
-    }
-    const lifts = LIFTABLE.filter((a) => suppressed.has(a)).map(async (a) => {
-      const done = await undo(`suppress:${a}`, by, () => act.liftSuppression(target, a, liftReceipts[a]));
-      if (done) {
-        suppressed.delete(a);
-        delete liftReceipts[a];
-      }
-      return done;
-    });
+      })) && ok;
+    ok = (await step('restrict', receipts.grantsBefore !== undefined, () => act.restoreGrants(target, receipts.grantsBefore!))) && ok;
+    const lifts = LIFTABLE.filter((a) => suppressed.has(a)).map((a) => step(`suppress:${a}`, true, () => act.liftSuppression(target, a, liftReceipts[a])));
     for (const r of await Promise.all(lifts)) ok = r && ok;
-    if (ok && (suppressed.has('revoke-sessions') || suppressed.has('revoke-tokens') || state.actions.some((a) => a.action === 'suppress:revoke-tokens'))) {
+    if (ok && state.plan.suppress.some((a) => a === 'revoke-sessions' || a === 'revoke-tokens')) {
       record('rollback:revocations', by, 'not-supported', 'revoked sessions and tokens stay revoked: the owner signs in again');
     }
     return ok;
@@ -749,7 +738,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   const c = closing as Closing | undefined;
   if (c?.type === 'abort') {
     state.status = 'aborted';
-    state.closedReason = `aborted by ${c.by}: ${c.reason}${receipts.grantsBefore || receipts.rotated || receipts.enabledBefore !== undefined ? ' (rollback abandoned: the receipts stay in this record)' : ''}`;
+    state.closedReason = `aborted by ${c.by}: ${c.reason}${receipts.undone ? ' (a rollback was abandoned part-way: its receipts stay in this record)' : ''}`;
   } else if (!c) {
     state.closedReason = dryRun ? 'dry run walked the whole ladder' : `retention of ${state.plan.retainFor} ended`;
   }

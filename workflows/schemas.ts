@@ -342,6 +342,8 @@ export const ContainmentState = z.object({
     rotated: SecretRef.optional(),
     /** Receipts of reversible suppressions, by action (v3). */
     suppressed: z.record(z.string(), Receipt).optional(),
+    /** Rollback steps already undone (v3): a retried rollback redoes only the rest. */
+    undone: z.array(z.string()).optional(),
     /** Sessions suppression ended (v3): never counted as dependents. */
     ended: z.array(Dependent).optional(),
   }),
