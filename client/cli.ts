@@ -215,6 +215,10 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
       try {
         who = await new OperatorVerifier(c.oidc).principal(operatorToken(c, o.tokenFile));
       } catch (err) {
+        if (err instanceof CordonInputError) {
+          audit({ outcome: 'refused', reason: 'no token' });
+          throw err;
+        }
         audit({ outcome: 'refused', reason: (err as Error).message });
         throw new CommandRejectedError(`reading a secret needs a valid operator token: ${(err as Error).message}`);
       }
