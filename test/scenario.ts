@@ -29,7 +29,7 @@ export interface Scenario {
 }
 
 export async function scenario(
-  o: { policy?: Policy; identity?: Partial<LabIdentityInput> | null; signal?: Partial<IdentitySignal>; dryRun?: boolean },
+  o: { policy?: Policy; identity?: Partial<LabIdentityInput> | null; signal?: Partial<IdentitySignal>; dryRun?: boolean; historyLimit?: number },
   body: (sc: Scenario) => Promise<void>,
 ): Promise<void> {
   const config = isolatedConfig({ policy: o.policy });
@@ -40,7 +40,7 @@ export async function scenario(
   touched.vaults.add(config.vaultDir);
   await withWorker(config, async ({ client }) => {
     // A real containment runs on the worker's approved policy; a dry run brings it as its candidate.
-    const { workflowId } = await submitSignal(client, s, { taskQueue: config.taskQueue, dryRun: o.dryRun, ...(o.dryRun ? { policy: o.policy } : {}) });
+    const { workflowId } = await submitSignal(client, s, { taskQueue: config.taskQueue, dryRun: o.dryRun, historyLimit: o.historyLimit, ...(o.dryRun ? { policy: o.policy } : {}) });
     touched.workflows.add(workflowId);
     const state = () => describeContainment(client, workflowId);
     await body({
