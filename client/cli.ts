@@ -12,7 +12,7 @@ import { LocalVault } from '../activities/secret-sink';
 import { PolicyError } from '../workflows/policy';
 import { COMMANDS, CORDON_ROLES, type ContainmentState, type CordonRole } from '../workflows/schemas';
 import { connectClient } from './connection';
-import { CommandRejectedError, CordonInputError, describeContainment, listContainments, planOf, prepareCommand, sendCommand, submitSignal } from './containments';
+import { CommandRejectedError, CordonInputError, describeContainment, listContainments, parseCommand, planOf, prepareCommand, sendCommand, submitSignal } from './containments';
 import { runDemo } from './demo';
 import { DevIssuer } from './dev-issuer';
 import { operatorToken, storeToken } from './operator-token';
@@ -107,9 +107,9 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
     .option('--json', 'machine-readable output')
     .action(async (workflowId: string, type: string, o: { reason: string; gate?: string; tokenFile?: string; signal?: boolean; print?: boolean; json?: boolean }) => {
       const c = config();
+      const raw = parseCommand({ type, reason: o.reason, ...(o.gate !== undefined ? { gate: o.gate } : {}) });
       const opts = { token: operatorToken(c, o.tokenFile), sealKey: readSealPublicKey(c.dataDir) };
       const client = await getClient();
-      const raw = { type, reason: o.reason, ...(o.gate ? { gate: o.gate } : {}) };
       if (o.print) return console.log(JSON.stringify(await prepareCommand(client, workflowId, raw, opts)));
       const r = await sendCommand(client, workflowId, raw, { ...opts, via: o.signal ? 'signal' : 'update' });
       if (o.signal) console.error('cordon: a signal cannot report a refusal: check `cordon describe` (the default, an update, answers)');

@@ -141,9 +141,12 @@ export interface CommandOptions {
   via?: 'update' | 'signal';
 }
 
+/** Validates a command as an operator writes it (the token is added when it is sealed). */
+export const parseCommand = (raw: unknown) => parseOrThrow(OperatorCommand.omit({ token: true }), raw, 'command');
+
 /** Builds the command payload: the gate filled in from the containment when not given, the token sealed. */
 export async function prepareCommand(client: Client, workflowId: string, raw: unknown, o: Pick<CommandOptions, 'token' | 'sealKey'>): Promise<OperatorCommand> {
-  const c = parseOrThrow(OperatorCommand.omit({ token: true }), raw, 'command');
+  const c = parseCommand(raw);
   let gate = c.gate;
   if (!gate && (c.type === 'advance' || c.type === 'dependencies-cleared')) gate = (await describeContainment(client, workflowId)).waiting?.gate;
   const token = await sealCommand(o.sealKey, o.token, { workflowId, type: c.type, gate, reason: c.reason });

@@ -1,6 +1,6 @@
 // The benchmark's measurements, one function per phase. Each phase gets its own worker, task
 // queue and data folder, so none inherits another's lab file, workflow cache or backlog.
-import { statSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
@@ -8,11 +8,12 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig, type CordonConfig } from '../activities/config';
 import { LabDirectory } from '../activities/providers/lab';
 import type { ProviderRegistry } from '../activities/providers/registry';
+import { readSealPublicKey } from '../activities/command-seal';
 import { describeContainment, sendCommand, submitSignal } from '../client/containments';
 import { containmentWorkflowId } from '../workflows/ids';
 import { SA } from '../workflows/search-attributes';
 import type { Policy } from '../workflows/policy';
-import { ContainmentState, type IdentitySignal } from '../workflows/schemas';
+import { ContainmentState, type CordonRole, type IdentitySignal } from '../workflows/schemas';
 import { createCordonWorker } from '../workers/worker';
 import { approvalLadder, labIdentity, policyWith, signal, timedLadder } from '../test/fixtures';
 import { ShardedLab, labBench, type BenchProvider } from './bench-providers';
@@ -27,6 +28,8 @@ export interface Bench {
   /** The dev server's SQLite file, whose size the scale phase reports. */
   dbFile: string;
   progress: Progress;
+  /** The development issuer the bench's workers trust (the scale phase's operator commands). */
+  issuer: { env: Record<string, string>; token(username: string, roles: CordonRole[]): Promise<string> };
 }
 
 export interface Rate extends Percentiles {
@@ -44,9 +47,14 @@ export async function withBenchWorker<T>(
   b: Bench,
   name: string,
   fn: (config: CordonConfig, worker: Worker) => Promise<T>,
-  o: { provider?: BenchProvider; providers?: ProviderRegistry } = {},
+  o: { provider?: BenchProvider; providers?: ProviderRegistry; policy?: Policy } = {},
 ): Promise<T> {
-  const base: CordonConfig = { ...loadConfig({ CORDON_DATA_DIR: join(b.root, name) }), taskQueue: `bench-${name}`, metricsPort: 0 };
+  // Each phase's worker approves the phase's policy, as an operator would configure it.
+  const dataDir = join(b.root, name);
+  mkdirSync(dataDir, { recursive: true });
+  const policyFile = o.policy ? join(dataDir, 'policy.json') : undefined;
+  if (policyFile) writeFileSync(policyFile, JSON.stringify(o.policy));
+  const base: CordonConfig = { ...loadConfig({ CORDON_DATA_DIR: dataDir, ...b.issuer.env, ...(policyFile ? { CORDON_POLICY: policyFile } : {}) }), taskQueue: `bench-${name}`, metricsPort: 0 };
   const config = o.provider ? o.provider.configure(base) : base;
   const { worker, close } = await createCordonWorker({ connection: b.connection, namespace: b.namespace, config, providers: o.providers, shutdownGraceTime: '1s' });
   try {
@@ -87,8 +95,8 @@ async function untilSuppressed(client: Client, workflowId: string, runId: string
 }
 
 /** Submits one signal and waits for suppression; the state says when the provider acknowledged it. */
-export async function containOnce(client: Client, taskQueue: string, s: IdentitySignal, o: { policy: Policy; evidenceFirst?: boolean }): Promise<Contained> {
-  const { workflowId, runId } = await submitSignal(client, s, { taskQueue, policy: o.policy, evidenceFirst: o.evidenceFirst });
+export async function containOnce(client: Client, taskQueue: string, s: IdentitySignal, o: { evidenceFirst?: boolean } = {}): Promise<Contained> {
+  const { workflowId, runId } = await submitSignal(client, s, { taskQueue, evidenceFirst: o.evidenceFirst });
   const accepted = Date.now();
   await untilSuppressed(client, workflowId, runId);
   const state = ContainmentState.parse(await describeContainment(client, workflowId));
@@ -99,7 +107,7 @@ export async function containOnce(client: Client, taskQueue: string, s: Identity
 async function warmUp(b: Bench, config: CordonConfig, provider: BenchProvider, tag: string): Promise<void> {
   const ids = range(WARMUP).map((i) => `bench-warmup-${tag}-${i}`);
   await provider.seed(config, ids);
-  for (const id of ids) await containOnce(b.client, config.taskQueue, signal({ ...provider.signal, identityId: id }), { policy: SUPPRESS_ONLY });
+  for (const id of ids) await containOnce(b.client, config.taskQueue, signal({ ...provider.signal, identityId: id }));
 }
 
 /** The engine floor: the smallest workflow (start → one no-op activity → result) at each concurrency. */
@@ -143,14 +151,14 @@ export async function timeToSuppress(b: Bench, provider: BenchProvider, concurre
         let done = 0;
         const t0 = Date.now();
         const results = await mapLimit(ids, c, async (id) => {
-          const r = await containOnce(b.client, config.taskQueue, signal({ ...provider.signal, identityId: id }), { policy: SUPPRESS_ONLY });
+          const r = await containOnce(b.client, config.taskQueue, signal({ ...provider.signal, identityId: id }));
           b.progress.update(`time to suppress (${provider.name})`, ++done, runs, `concurrency ${c}`);
           return r;
         });
         const last = Math.max(...results.map((r) => r.suppressedAt));
         return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000) };
       },
-      { provider },
+      { provider, policy: SUPPRESS_ONLY },
     );
     out.push(rate);
   }
@@ -181,7 +189,7 @@ export async function evidenceFirst(b: Bench, runs: number, evidenceMs: number):
     await new LabDirectory(config.labFile).seed(Object.fromEntries(ids.map((id) => [id, labIdentity({ faults: { evidenceDelayMs: evidenceMs } })])));
     let done = 0;
     const results = await mapLimit(ids, EVIDENCE_CONCURRENCY, async (id, i) => {
-      const r = await containOnce(b.client, config.taskQueue, signal({ identityId: id }), { policy: SUPPRESS_ONLY, evidenceFirst: i % 2 === 1 });
+      const r = await containOnce(b.client, config.taskQueue, signal({ identityId: id }), { evidenceFirst: i % 2 === 1 });
       b.progress.update('evidence first vs parallel', ++done, ids.length);
       return { ...r, evidenceFirst: i % 2 === 1 };
     });
@@ -194,7 +202,7 @@ export async function evidenceFirst(b: Bench, runs: number, evidenceMs: number):
       evidenceFirst: first,
       ratio: { p50: parallel.p50 / first.p50, p95: parallel.p95 / first.p95 },
     };
-  });
+  }, { policy: SUPPRESS_ONLY });
 }
 
 export interface LadderCost {
@@ -209,8 +217,7 @@ export interface LadderCost {
 export async function ladderCost(b: Bench): Promise<LadderCost> {
   return withBenchWorker(b, 'cost', async (config) => {
     await labBench.seed(config, ['bench-cost']);
-    const policy = policyWith(timedLadder('200ms'), { retainFor: '1s' });
-    const { workflowId } = await submitSignal(b.client, signal({ identityId: 'bench-cost' }), { taskQueue: config.taskQueue, policy });
+    const { workflowId } = await submitSignal(b.client, signal({ identityId: 'bench-cost' }), { taskQueue: config.taskQueue });
     const handle = b.client.workflow.getHandle(workflowId);
     const state = ContainmentState.parse(await handle.result());
     if (state.position !== 'disabled') throw new Error(`the cost containment ended at ${state.position} (${state.status}), not disabled`);
@@ -228,7 +235,7 @@ export async function ladderCost(b: Bench): Promise<LadderCost> {
       byType,
       floorEvents: (await floor.fetchHistory()).events?.length ?? 0,
     };
-  });
+  }, { policy: policyWith(timedLadder('200ms'), { retainFor: '1s' }) });
 }
 
 export interface ScaleResult {
@@ -295,7 +302,7 @@ export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleRe
       const t0 = performance.now();
       const startFailed = await mapLimit(ids, inFlight, async (id) => {
         try {
-          await submitSignal(b.client, signal({ identityId: id }), { taskQueue: config.taskQueue, policy });
+          await submitSignal(b.client, signal({ identityId: id }), { taskQueue: config.taskQueue });
           return false;
         } catch {
           return true;
@@ -309,10 +316,11 @@ export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleRe
       const mem = process.memoryUsage();
       const db = { bytes: fileSize(b.dbFile), walBytes: fileSize(`${b.dbFile}-wal`) };
       let sent = 0;
+      const token = await b.issuer.token('bench-operator', ['responder']);
       const t1 = performance.now();
       const commandFailed = await mapLimit(ids, inFlight, async (id) => {
         try {
-          await sendCommand(b.client, containmentWorkflowId({ provider: 'lab', identityId: id }), { type: 'advance', by: 'bench', reason: 'scale phase' });
+          await sendCommand(b.client, containmentWorkflowId({ provider: 'lab', identityId: id }), { type: 'advance', reason: 'scale phase' }, { token, sealKey: readSealPublicKey(config.dataDir) });
           return false;
         } catch {
           return true;
@@ -338,6 +346,6 @@ export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleRe
         lost: n - restricted,
       };
     },
-    { providers: new Map([['lab', lab]]) },
+    { providers: new Map([['lab', lab]]), policy },
   );
 }

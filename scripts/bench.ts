@@ -10,6 +10,7 @@ import { Command } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { z } from 'zod';
+import { startDevIssuer } from '../client/dev-issuer';
 import { describeIssues } from '../workflows/schemas';
 import { benchProviders } from './bench-providers';
 import { attackerCutoff, realBenchProviders, type Cutoff } from './bench-real-providers';
@@ -171,7 +172,9 @@ async function main(argv: string[]): Promise<number> {
     const connection = await NativeConnection.connect({ address: server.address });
     const client = new Client({ connection: await Connection.connect({ address: server.address }) });
     try {
-      const b: Bench = { client, connection, namespace: 'default', root, dbFile, progress };
+      const issuer = await startDevIssuer(join(root, 'issuer'));
+      const b: Bench = { client, connection, namespace: 'default', root, dbFile, progress, issuer };
+      process.once('exit', () => void issuer.close());
       const floor = await engineFloor(b, o.concurrency, o.runs);
       const tts: Record<string, Rate[]> = {};
       for (const p of benchProviders()) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);

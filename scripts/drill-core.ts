@@ -4,7 +4,7 @@
 // port, and the lab provider answers nothing for a while. Afterwards every containment must have
 // closed where its plan ends, and the lab's journal must show every mutation exactly once.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -184,6 +184,9 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   const taskQueue = 'cordon-drill';
   const lab = new LabDirectory(labFile);
   const policy = policyWith(timedLadder(o.stageAfter), { retainFor: o.retainFor, ...(o.evidence ? {} : { evidence: [] }) });
+  // The worker approves the drill's policy from a file, as an operator configures it.
+  const policyFile = join(dataDir, 'policy.json');
+  writeFileSync(policyFile, JSON.stringify(policy));
   const ids = Array.from({ length: o.containments }, (_, i) => `drill-${String(i).padStart(4, '0')}`);
   const workflowIds = ids.map((identityId) => containmentWorkflowId({ provider: 'lab', identityId }));
 
@@ -192,7 +195,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   // The worker sees only the drill's settings, never the caller's Temporal or provider configuration.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|CORDON_)/.test(k)));
   const worker = new WorkerProcess(
-    { ...env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: 'default', CORDON_DATA_DIR: dataDir, CORDON_LAB_FILE: labFile, CORDON_TASK_QUEUE: taskQueue, CORDON_METRICS_PORT: '0' },
+    { ...env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: 'default', CORDON_DATA_DIR: dataDir, CORDON_LAB_FILE: labFile, CORDON_TASK_QUEUE: taskQueue, CORDON_METRICS_PORT: '0', CORDON_POLICY: policyFile },
     join(dataDir, 'worker.log'),
     say,
   );
@@ -251,7 +254,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
       const s = signal({ identityId, signalId: `drill-signal-${i}` });
       for (const deadline = Date.now() + 120_000; ; ) {
         try {
-          await submitSignal(client, s, { taskQueue, policy });
+          await submitSignal(client, s, { taskQueue });
           submitted++;
           return;
         } catch (err) {

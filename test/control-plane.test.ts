@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import { SignJWT, generateKeyPair } from 'jose';
 import { readSealPublicKey } from '../activities/command-seal';
+import { readPolicyFile } from '../activities/policy-store';
+import { LocalVault } from '../activities/secret-sink';
 import { CommandRejectedError, CordonInputError, prepareCommand, submitSignal } from '../client/containments';
 import { DevIssuer } from '../client/dev-issuer';
 import { containmentWorkflowId } from '../workflows/ids';
@@ -73,7 +75,6 @@ describe('the policy is the worker’s', () => {
       // The same policy checked by the CLI's code path hashes the same.
       const file = join(sc.config.dataDir, 'candidate.json');
       writeFileSync(file, JSON.stringify(policy));
-      const { readPolicyFile } = await import('../activities/policy-store');
       assert.equal(readPolicyFile(file).sha256, state.policy!.sha256);
       // A dry run with a candidate policy runs it (and changes nothing).
       const candidate = parsePolicy({ ...policy, version: 'candidate-2' });
@@ -261,7 +262,7 @@ describe('reading a rotated secret', () => {
       assert.match(responder.stderr, /needs the lead role; ann has responder/);
       const lead = await cli(['secret', ref, '--token-file', write('cleo', await token('cleo', ['lead']))], env);
       assert.equal(lead.code, 0, lead.stderr);
-      const { secret } = await new (await import('../activities/secret-sink')).LocalVault(sc.config.vaultDir).read(ref);
+      const { secret } = await new LocalVault(sc.config.vaultDir).read(ref);
       assert.equal(lead.stdout.trim(), secret);
       const audit = readFileSync(join(sc.config.dataDir, 'audit', 'secret-reads.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { outcome: string; username?: string });
       assert.deepEqual(audit.map((a) => `${a.outcome}:${a.username ?? '-'}`), ['refused:-', 'refused:ann', 'read:cleo']);

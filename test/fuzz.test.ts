@@ -73,8 +73,8 @@ const SIGNAL_FIELDS: Record<string, FieldSpec> = {
 
 const COMMAND_FIELDS: Record<string, FieldSpec> = {
   type: { type: 'string', required: true, strictText: true, bad: [['nuke'], ['ADVANCE'], ['Advance'], ['advance '], [' advance'], ['adv'], [''], ['dependencies_cleared'], ['rollback!']] },
-  by: { type: 'string', required: true, maxLength: 200, bad: [['']] },
   reason: { type: 'string', required: true, maxLength: 2000, bad: [['']] },
+  gate: { type: 'string', required: false, strictText: true, bad: [['x'], ['rotate#'], ['#1'], ['Rotate#1'], ['rotate#1234567'], ['rotate#1 ']] },
 };
 
 const EXTRA_KEYS = ['extra', '__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', '__defineGetter__', 'isAdmin', 'signal_id', 'SignalId', '', ' ', '😀', '\u0000', '$where'];
@@ -152,7 +152,7 @@ function generate(base: () => Record<string, unknown>, fields: Record<string, Fi
 
 let n = 0;
 const baseSignal = () => ({ ...signal({ identityId: `${PREFIX}${++n}` }), scope: { sessionId: 'sess-1' } }) as Record<string, unknown>;
-const baseCommand = () => ({ type: 'advance', by: 'fuzz@example.com', reason: 'fuzz' }) as Record<string, unknown>;
+const baseCommand = () => ({ type: 'advance', reason: 'fuzz', gate: 'restrict#1' }) as Record<string, unknown>;
 const preview = (v: unknown) => {
   try {
     return (JSON.stringify(v, (_, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x)) ?? String(v)).slice(0, 300);
@@ -197,7 +197,8 @@ describe(`fuzzed input through the client library (seed ${SEED}; CORDON_FUZZ_SEE
     const { client } = await testEnv();
     for (const c of COMMAND_CASES) {
       const via = rand() < 0.5 ? 'update' : 'signal';
-      const err = await sendCommand(client, containmentWorkflowId({ provider: 'lab', identityId: `${PREFIX}none` }), c.input, { via }).then(() => undefined, (e: unknown) => e);
+      // Validation comes before sealing: no token or key is ever used for a malformed command.
+      const err = await sendCommand(client, containmentWorkflowId({ provider: 'lab', identityId: `${PREFIX}none` }), c.input, { via, token: 'unused', sealKey: {} }).then(() => undefined, (e: unknown) => e);
       assertRefused(err, c, 'invalid command: ');
     }
   });
@@ -248,13 +249,13 @@ describe('fuzzed input through the CLI', () => {
   test('malformed commands and JSON exit 2 naming what is wrong', async () => {
     const wf = containmentWorkflowId({ provider: 'lab', identityId: `${PREFIX}none` });
     const cases: Array<[string, string[], RegExp, string?]> = [
-      ['unknown command type', ['command', wf, 'nuke', '--by', 'me', '--reason', 'r'], /argument 'type'.*expected one of advance/],
-      ['command type with a control character', ['command', wf, 'advance\u0007', '--by', 'me', '--reason', 'r'], /argument 'type'/],
-      ['empty by', ['command', wf, 'advance', '--by', '', '--reason', 'r'], /invalid command: by: a command names who gives it/],
-      ['huge by', ['command', wf, 'hold', '--by', 'x'.repeat(201), '--reason', 'r'], /invalid command: by: /],
-      ['empty reason', ['command', wf, 'abort', '--by', 'me', '--reason', ''], /invalid command: reason: a command says why/],
-      ['huge reason', ['command', wf, 'rollback', '--by', 'me', '--reason', 'é'.repeat(2001)], /invalid command: reason: /],
-      ['no --by', ['command', wf, 'advance', '--reason', 'r'], /--by/],
+      ['unknown command type', ['command', wf, 'nuke', '--reason', 'r'], /argument 'type'.*expected one of advance/],
+      ['command type with a control character', ['command', wf, 'advance\u0007', '--reason', 'r'], /argument 'type'/],
+      ['a malformed gate', ['command', wf, 'advance', '--gate', 'rotate', '--reason', 'r'], /invalid command: gate: gate is the id describe shows/],
+      ['a --by (the token says who acts)', ['command', wf, 'hold', '--by', 'me', '--reason', 'r'], /unknown option '--by'/],
+      ['empty reason', ['command', wf, 'abort', '--reason', ''], /invalid command: reason: a command says why/],
+      ['huge reason', ['command', wf, 'rollback', '--reason', 'é'.repeat(2001)], /invalid command: reason: /],
+      ['no --reason', ['command', wf, 'advance'], /--reason/],
       ['not JSON', ['submit', '--file', '-'], /invalid signal: not JSON/, '{"signalId": '],
       ['a JSON array', ['submit', '--file', '-'], /invalid signal: \(input\): Invalid input: expected object, received array/, '[]'],
       ['JSON null', ['submit', '--file', '-'], /invalid signal: \(input\): /, 'null'],

@@ -4,10 +4,11 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { LocalVault } from '../activities/secret-sink';
-import { describeContainment, sendCommand, submitSignal } from '../client/containments';
+import { describeContainment, submitSignal } from '../client/containments';
 import { startPostgres, startRedis } from '../scripts/local-services';
-import type { ContainmentState, StagePlan } from '../workflows/schemas';
-import { assertNoSecretsInHistories, closeTestEnv, isolatedConfig, withWorker } from './harness';
+import type { z } from 'zod';
+import type { ContainmentState, StagePlan as StagePlanSchema } from '../workflows/schemas';
+import { assertNoSecretsInHistories, closeTestEnv, isolatedConfig, operate, withWorker } from './harness';
 import { eventually, policyWith, signal } from './fixtures';
 import { availableFixtures, postgresFixture, redisFixture } from './provider-fixtures';
 
@@ -16,7 +17,7 @@ after(closeTestEnv);
 const { fixtures, missing } = availableFixtures();
 if (missing.length) console.warn(`providers-e2e: SKIPPING ${missing.join(', ')}: server not available on this machine (see test/services.ts)`);
 
-const approvalStages = (keep: string[]): StagePlan[] => [
+const approvalStages = (keep: string[]): z.input<typeof StagePlanSchema>[] => [
   { stage: 'restrict', gate: { type: 'approval' }, keep },
   { stage: 'rotate', gate: { type: 'approval' } },
   { stage: 'disable', gate: { type: 'approval' } },
@@ -33,19 +34,19 @@ for (const make of fixtures) {
       const original = await f.provider.inspect(s.identityId);
       const attacker = await f.connect(s.identityId, s.password);
       await attacker.outside(); // full access before
-      const cfg = isolatedConfig(f.config);
+      const cfg = isolatedConfig({ ...f.config, policy: policyWith(approvalStages(s.keep), { suppress: ['revoke-sessions'] }) });
       const vault = new LocalVault(cfg.vaultDir);
       await withWorker(cfg, async ({ client }) => {
         const sig = signal({ provider: f.name, identityId: s.identityId, identityKind: f.name === 'postgres' ? 'database-role' : 'service-account' });
         const t0 = performance.now();
-        const { workflowId } = await submitSignal(client, sig, { taskQueue: cfg.taskQueue, policy: policyWith(approvalStages(s.keep), { suppress: ['revoke-sessions'] }) });
+        const { workflowId } = await submitSignal(client, sig, { taskQueue: cfg.taskQueue });
         await eventually(() => denied(attacker.approved()), 'the attacker connection to die', 20_000);
         if (attacker.closed) console.log(`the server closed the attacker's ${f.name} connection ${((await attacker.closed) - t0).toFixed(0)} ms after submit`);
 
         const until = (what: string, ok: (st: ContainmentState) => boolean) => eventually(async () => ok(await describeContainment(client, workflowId)) && describeContainment(client, workflowId), what);
         const advance = async (to: ContainmentState['position']) => {
           await until(`approval before ${to}`, (st) => st.waiting?.for === 'approval');
-          await sendCommand(client, workflowId, { type: 'advance', by: 'ir@example.com', reason: `approve ${to}` });
+          await operate(client, cfg, workflowId, { type: 'advance', reason: `approve ${to}` });
           return until(to, (st) => st.position === to);
         };
         await until('suppressed', (st) => st.position === 'suppressed');
@@ -65,7 +66,7 @@ for (const make of fixtures) {
         assert.ok(await denied(owner.approved()), 'the open session ended at disable');
         assert.ok(await denied(f.connect(s.identityId, fresh)), 'nothing logs in after disable');
 
-        await sendCommand(client, workflowId, { type: 'rollback', by: 'ir@example.com', reason: 'false positive' });
+        await operate(client, cfg, workflowId, { type: 'rollback', reason: 'false positive' });
         const done = await until('rolled back', (st) => st.status === 'rolled-back');
         const { runId } = await client.workflow.getHandle(workflowId).describe();
         const reissued = (await vault.read(LocalVault.refFor(`${workflowId}/${runId}/reissue`))).secret;
@@ -81,10 +82,10 @@ for (const make of fixtures) {
     });
 
     test('a missing identity: suppression fails at once, not after retries, and the containment needs attention', async () => {
-      const cfg = isolatedConfig(f.config);
+      const cfg = isolatedConfig({ ...f.config, policy: policyWith(approvalStages([]), { suppress: ['revoke-sessions'] }) });
       await withWorker(cfg, async ({ client }) => {
         const sig = signal({ provider: f.name, identityId: 'no_such_identity' });
-        const { workflowId } = await submitSignal(client, sig, { taskQueue: cfg.taskQueue, policy: policyWith(approvalStages([]), { suppress: ['revoke-sessions'] }) });
+        const { workflowId } = await submitSignal(client, sig, { taskQueue: cfg.taskQueue });
         const st = await eventually(async () => {
           const x = await describeContainment(client, workflowId);
           return x.status === 'needs-attention' && x;
@@ -92,7 +93,7 @@ for (const make of fixtures) {
         const failed = st.actions.find((a) => a.action === 'suppress:revoke-sessions')!;
         assert.equal(failed.outcome, 'failed');
         assert.match(failed.detail, /identity "no_such_identity" does not exist/);
-        await sendCommand(client, workflowId, { type: 'abort', by: 'ir@example.com', reason: 'typo in the signal' });
+        await operate(client, cfg, workflowId, { type: 'abort', reason: 'typo in the signal' });
       });
     });
   });
@@ -109,10 +110,10 @@ for (const o of outages) {
     const f = o.fixture(server.adminUrl, server.setupUrl);
     try {
       const s = await f.seed();
-      const cfg = isolatedConfig(f.config);
+      const cfg = isolatedConfig({ ...f.config, policy: policyWith(approvalStages([]), { suppress: ['revoke-sessions'] }) });
       await withWorker(cfg, async ({ client }) => {
         await server.halt();
-        const { workflowId } = await submitSignal(client, signal({ provider: o.name, identityId: s.identityId }), { taskQueue: cfg.taskQueue, policy: policyWith(approvalStages([]), { suppress: ['revoke-sessions'] }) });
+        const { workflowId } = await submitSignal(client, signal({ provider: o.name, identityId: s.identityId }), { taskQueue: cfg.taskQueue });
         await eventually(async () => {
           const { raw } = await client.workflow.getHandle(workflowId).describe();
           return (raw.pendingActivities ?? []).some((a) => (a.attempt ?? 0) > 2);
@@ -124,7 +125,7 @@ for (const o of outages) {
         }, 'suppressed after the outage', 30_000);
         // Acknowledged by the provider once it was back (unchanged: no connection was open to kill).
         assert.ok(['done', 'unchanged'].includes(st.actions.find((a) => a.action === 'suppress:revoke-sessions')?.outcome ?? 'missing'));
-        await sendCommand(client, workflowId, { type: 'abort', by: 'ir@example.com', reason: 'drill over' });
+        await operate(client, cfg, workflowId, { type: 'abort', reason: 'drill over' });
       });
     } finally {
       await f.close();

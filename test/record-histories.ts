@@ -3,6 +3,7 @@
 //   npx tsx test/run.ts test/record-histories.ts
 // Once histories are committed, a change to workflow code must keep them replaying (use patched()).
 // After a patched() change, record the new version beside the old: CORDON_HISTORY_VERSION=v2.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -18,9 +19,14 @@ after(closeTestEnv);
 // covers containments started on every version still running.
 const VERSION = process.env.CORDON_HISTORY_VERSION ? `${process.env.CORDON_HISTORY_VERSION}-` : '';
 
-async function save(sc: Scenario, name: string): Promise<void> {
-  const history = await sc.client.workflow.getHandle(sc.workflowId).fetchHistory();
-  await writeFile(join(__dirname, 'histories', `${VERSION}${name}.json`), historyToJSON(history));
+async function save(sc: Scenario, name: string, runId?: string): Promise<void> {
+  const history = await sc.client.workflow.getHandle(sc.workflowId, runId).fetchHistory();
+  const file = `${VERSION}${name}.json`;
+  await writeFile(join(__dirname, 'histories', file), historyToJSON(history));
+  // v3 refuses to run under an id that does not match its identity, so replay needs the real id.
+  const index = join(__dirname, 'histories', 'workflow-ids.json');
+  const ids = existsSync(index) ? (JSON.parse(readFileSync(index, 'utf8')) as Record<string, string>) : {};
+  writeFileSync(index, `${JSON.stringify({ ...ids, [file]: sc.workflowId }, null, 1)}\n`);
 }
 
 test('record: timed ladder to contained', () =>
@@ -93,3 +99,40 @@ test('record: dry run', () =>
     await sc.client.workflow.getHandle(sc.workflowId).result();
     await save(sc, 'dry-run');
   }));
+
+// v3: verified operators, refused commands on the record, two approvers, a part-way rollback retried.
+test('record: two approvers, refused commands, rollback retried after a failure', () =>
+  scenario({ policy: policyWith([{ stage: 'restrict', gate: { type: 'approval', approvers: 2 }, keep: ['orders:read'] }, { stage: 'disable', gate: { type: 'approval' } }]) }, async (sc) => {
+    await sc.until('approval to restrict', (s) => s.waiting?.stage === 'restrict');
+    await sc.client.workflow.getHandle(sc.workflowId).signal('command', { type: 'advance', reason: 'no token' });
+    await sc.command('advance', 'first', { as: 'ann', roles: ['responder'] });
+    await sc.command('advance', 'again', { as: 'ann', roles: ['responder'] }).catch(() => undefined);
+    await sc.command('advance', 'second', { as: 'bob', roles: ['responder'] });
+    await sc.until('approval to disable', (s) => s.waiting?.stage === 'disable');
+    await sc.command('advance', 'disable', { as: 'ann', roles: ['responder'] });
+    await sc.until('contained', (s) => s.status === 'contained');
+    const kept = await sc.identity();
+    await sc.lab.dir.update((s) => void delete s.identities[sc.signal.identityId]);
+    await sc.command('rollback', 'false positive', { as: 'cleo', roles: ['lead'] });
+    await sc.until('needs attention', (s) => s.status === 'needs-attention');
+    await sc.lab.dir.update((s) => void (s.identities[sc.signal.identityId] = kept));
+    await sc.command('rollback', 'retry', { as: 'cleo', roles: ['lead'] });
+    await sc.client.workflow.getHandle(sc.workflowId).result();
+    await save(sc, 'two-person-rollback-retry');
+  }));
+
+test('record: continue-as-new during a dependency wait', () =>
+  scenario(
+    {
+      policy: policyWith([{ stage: 'disable', gate: { type: 'dependency-check', recheckEvery: '20ms' } }], { retainFor: '1s' }),
+      identity: { ...labIdentity(), dependents: [{ name: 'ci pipeline' }] },
+      historyLimit: 200,
+    },
+    async (sc) => {
+      const first = (await sc.client.workflow.getHandle(sc.workflowId).describe()).runId;
+      await sc.until('a second run', (s) => (s.run ?? 1) >= 2, 30_000);
+      await sc.command('dependencies-cleared', 'pipeline moved');
+      await sc.client.workflow.getHandle(sc.workflowId).result();
+      await save(sc, 'continued-as-new', first);
+    },
+  ));

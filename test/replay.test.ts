@@ -11,23 +11,36 @@ import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { workflowBundle } from '../workers/worker';
 
 const DIR = join(__dirname, 'histories');
-const histories = readdirSync(DIR)
-  .filter((f) => f.endsWith('.json'))
-  .map((f) => ({ workflowId: f, history: historyFromJSON(JSON.parse(readFileSync(join(DIR, f), 'utf8'))) }));
+/** The workflow id each history ran under (v3 checks it); earlier files are named by file. */
+const IDS = JSON.parse(readFileSync(join(DIR, 'workflow-ids.json'), 'utf8')) as Record<string, string>;
+const files = readdirSync(DIR).filter((f) => f.endsWith('.json') && f !== 'workflow-ids.json');
+const histories = files.map((f) => ({ file: f, workflowId: IDS[f] ?? f, history: historyFromJSON(JSON.parse(readFileSync(join(DIR, f), 'utf8'))) }));
+
+/** The patch ids a history's markers record (marker payloads are base64 JSON). */
+const patchIds = (file: string) =>
+  [...readFileSync(join(DIR, file), 'utf8').matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).filter((t) => t.includes('"deprecated"'));
 
 test('recorded histories exist for the ladder', () => {
   assert.ok(histories.length >= 12, `only ${histories.length} recorded histories in ${DIR}`);
 });
 
 test('rollback histories exist from before and after the patched() session-block change', () => {
-  const rollbacks = histories.filter((h) => h.workflowId.endsWith('approvals-rollback.json'));
+  const rollbacks = histories.filter((h) => h.file.endsWith('approvals-rollback.json'));
   const marked = rollbacks.filter((h) => JSON.stringify(h.history).includes('MARKER_RECORDED') || h.history.events?.some((e) => e.markerRecordedEventAttributes));
   assert.ok(marked.length >= 1 && marked.length < rollbacks.length, `old and new rollback histories: ${rollbacks.length} found, ${marked.length} with the patch marker`);
 });
 
+test('v3 histories carry the control-plane patch marker; earlier ones replay on the frozen v2 ladder', () => {
+  const marked = (f: string) => patchIds(f).some((p) => p.includes('v3-trusted-control-plane'));
+  const v3 = files.filter((f) => f.startsWith('v3-'));
+  assert.ok(v3.length >= 8, `${v3.length} v3 histories`);
+  assert.deepEqual(v3.filter((f) => !marked(f)), []);
+  assert.deepEqual(files.filter((f) => !f.startsWith('v3-') && marked(f)), []);
+});
+
 test('every recorded containment replays deterministically on the current workflow code', async () => {
   const results = [];
-  for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) results.push(r);
+  for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories.map(({ workflowId, history }) => ({ workflowId, history })))) results.push(r);
   const failures = results.filter((r) => r.error).map((r) => `${r.workflowId}: ${r.error!.message}`);
   assert.deepEqual(failures, []);
   assert.equal(results.length, histories.length);
@@ -36,6 +49,6 @@ test('every recorded containment replays deterministically on the current workfl
 test('replay catches an incompatible change to the workflow', async () => {
   const changed = await bundleWorkflowCode({ workflowsPath: require.resolve('./changed-workflow'), logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } });
   const failed = [];
-  for await (const r of Worker.runReplayHistories({ workflowBundle: changed }, histories)) if (r.error) failed.push(r.workflowId);
+  for await (const r of Worker.runReplayHistories({ workflowBundle: changed }, histories.map(({ workflowId, history }) => ({ workflowId, history })))) if (r.error) failed.push(r.workflowId);
   assert.equal(failed.length, histories.length, 'a non-deterministic change went unnoticed');
 });

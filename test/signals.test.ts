@@ -7,12 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { containmentWorkflowId } from '../workflows/ids';
+import { readSealPublicKey } from '../activities/command-seal';
+import { containmentWorkflowId, dryRunWorkflowId } from '../workflows/ids';
 import { CordonInputError, sendCommand, submitSignal } from '../client/containments';
 import { DEFAULT_POLICY, parsePolicy, PolicyError } from '../workflows/policy';
 import { LabProvider } from '../activities/providers/lab';
 import type { ContainmentState } from '../workflows/schemas';
-import { closeTestEnv, isolatedConfig, testEnv, withWorker } from './harness';
+import { closeTestEnv, isolatedConfig, testEnv, testToken, withWorker } from './harness';
 import { approvalLadder, eventually, labIdentity, policyWith, signal } from './fixtures';
 import { scenario } from './scenario';
 
@@ -36,10 +37,10 @@ describe('one containment per identity', () => {
       await sc.submit({ trigger: 'atypical-api-pattern' });
       const joined = await sc.until('second signal', (s) => s.signals.length === 2);
       assert.equal(joined.signals[1]!.trigger, 'atypical-api-pattern');
-      const { workflowId } = await submitSignal(sc.client, sc.signal, { taskQueue: sc.config.taskQueue, policy: policyWith(approvalLadder()) });
+      const { workflowId } = await submitSignal(sc.client, sc.signal, { taskQueue: sc.config.taskQueue });
       assert.equal(workflowId, sc.workflowId);
       const before = await sc.state();
-      await sendCommand(sc.client, sc.workflowId, { type: 'hold', by: 'x', reason: 'sync point' }); // an update completes after the duplicate signal is handled
+      await sc.command('hold', 'sync point'); // an update completes after the duplicate signal is handled
       const afterDup = await sc.state();
       assert.equal(afterDup.signals.length, 2, 'the duplicate was recorded');
       assert.deepEqual(afterDup.actions.filter((a) => !a.action.startsWith('command:')), before.actions);
@@ -110,9 +111,10 @@ describe('bad input is refused and changes nothing', () => {
     await scenario({ policy: policyWith(approvalLadder()) }, async (sc) => {
       await sc.until('waiting', (s) => s.waiting?.for === 'approval');
       const before = await sc.state();
-      await assert.rejects(sendCommand(sc.client, sc.workflowId, { type: 'nuke', by: 'x', reason: 'y' }), /invalid command: type: /);
-      await assert.rejects(sendCommand(sc.client, sc.workflowId, { type: 'advance', reason: 'y' }), /invalid command: by: /);
-      await assert.rejects(sendCommand(sc.client, sc.workflowId, { type: 'advance', by: 'x', reason: '' }), /reason: a command says why/);
+      const o = { token: await testToken('tester'), sealKey: readSealPublicKey(sc.config.dataDir) };
+      await assert.rejects(sendCommand(sc.client, sc.workflowId, { type: 'nuke', reason: 'y' }, o), /invalid command: type: /);
+      await assert.rejects(sendCommand(sc.client, sc.workflowId, { type: 'advance', by: 'x', reason: 'y' }, o), /invalid command: \(input\): Unrecognized key: "by"/);
+      await assert.rejects(sendCommand(sc.client, sc.workflowId, { type: 'advance', reason: '' }, o), /reason: a command says why/);
       assert.deepEqual(await sc.state(), before);
     });
   });
@@ -131,8 +133,13 @@ describe('bad input is refused and changes nothing', () => {
       const config = isolatedConfig();
       const { client } = await testEnv();
       const s = signal();
-      await assert.rejects(submitSignal(client, s, { taskQueue: config.taskQueue, policy: mutate(structuredClone(DEFAULT_POLICY)) }), (err: Error) => err instanceof CordonInputError && message.test(err.message));
-      await assertNotStarted(s);
+      // As a dry run's candidate: refused before anything starts.
+      await assert.rejects(submitSignal(client, s, { taskQueue: config.taskQueue, dryRun: true, policy: mutate(structuredClone(DEFAULT_POLICY)) }), (err: Error) => err instanceof CordonInputError && message.test(err.message));
+      await assert.rejects(client.workflow.getHandle(dryRunWorkflowId(s)).describe(), (err: Error) => err instanceof WorkflowNotFoundError);
+      // As the worker's approved policy: the worker refuses to start.
+      const file = join(config.dataDir, 'policy.json');
+      writeFileSync(file, JSON.stringify(mutate(structuredClone(DEFAULT_POLICY))));
+      await assert.rejects(withWorker({ ...config, policyFile: file }, async () => undefined), (err: Error) => err instanceof PolicyError && message.test(err.message));
     });
   }
 });
@@ -160,7 +167,7 @@ describe('the cordon CLI', () => {
     const r1 = cli(['submit', '--file', join(dir, 's.json')]);
     assert.equal(r1.status, 2);
     assert.match(r1.stderr, /invalid signal: not JSON/);
-    const r2 = cli(['command', 'cordon/lab/x', 'nuke', '--by', 'me', '--reason', 'why']);
+    const r2 = cli(['command', 'cordon/lab/x', 'nuke', '--reason', 'why']);
     assert.equal(r2.status, 2);
     assert.match(r2.stderr, /expected one of advance, hold, resume, abort, rollback, dependencies-cleared/);
   });
@@ -183,20 +190,30 @@ describe('the cordon CLI', () => {
       const status = await new Promise<number | null>((ok) => child.on('close', ok));
       return { status, stdout, stderr };
     };
-    await withWorker(config, async () => {
-      const policyFile = join(config.dataDir, 'policy.json');
-      writeFileSync(policyFile, JSON.stringify(policyWith(approvalLadder())));
-      const submitted = await run(['submit', '--file', '-', '--policy', policyFile, '--json'], JSON.stringify(s));
+    const policyFile = join(config.dataDir, 'policy.json');
+    writeFileSync(policyFile, JSON.stringify(policyWith(approvalLadder())));
+    await withWorker({ ...config, policyFile }, async () => {
+      const refusedPolicy = await run(['submit', '--file', '-', '--policy', policyFile], JSON.stringify(s));
+      assert.equal(refusedPolicy.status, 2);
+      assert.match(refusedPolicy.stderr, /a policy is accepted only for a dry run/);
+      const checked = await run(['policy', 'check', policyFile]);
+      assert.match(checked.stdout, /valid, version test-1, sha256 [0-9a-f]{64}, 1 rules/);
+      const tokenFile = join(config.dataDir, 'me.token');
+      writeFileSync(tokenFile, await testToken('me', ['responder']), { mode: 0o600 });
+      const submitted = await run(['submit', '--file', '-', '--json'], JSON.stringify(s));
       assert.equal(submitted.status, 0, submitted.stderr);
       const { workflowId } = JSON.parse(submitted.stdout) as { workflowId: string };
       await eventually(async () => {
         const d = await run(['describe', workflowId, '--json']);
         return d.status === 0 && (JSON.parse(d.stdout) as ContainmentState).waiting !== undefined;
       }, 'the containment to wait for approval');
-      const refused = await run(['command', workflowId, 'resume', '--by', 'me', '--reason', 'test']);
+      const noToken = await run(['command', workflowId, 'advance', '--reason', 'test']);
+      assert.equal(noToken.status, 2);
+      assert.match(noToken.stderr, /no operator token/);
+      const refused = await run(['command', workflowId, 'resume', '--reason', 'test', '--token-file', tokenFile]);
       assert.equal(refused.status, 3);
       assert.match(refused.stderr, /refused: resume rejected: the containment is not on hold/);
-      const advanced = await run(['command', workflowId, 'advance', '--by', 'me', '--reason', 'approved']);
+      const advanced = await run(['command', workflowId, 'advance', '--reason', 'approved', '--token-file', tokenFile]);
       assert.equal(advanced.status, 0, advanced.stderr);
       const state = await eventually(async () => {
         const st = JSON.parse((await run(['describe', workflowId, '--json'])).stdout) as ContainmentState;
@@ -205,6 +222,8 @@ describe('the cordon CLI', () => {
       assert.equal(state.actions.find((a) => a.action === 'restrict')!.actor, 'me');
       const human = await run(['describe', workflowId]);
       assert.match(human.stdout, /active at restricted/);
+      assert.match(human.stdout, /policy {5}test-1 sha256 [0-9a-f]{64}/);
+      assert.match(human.stdout, /waiting {4}approval at gate rotate#\d+/);
       const listed = await eventually(async () => {
         const l = await run(['list', '--identity', s.identityId, '--json']);
         const rows = JSON.parse(l.stdout) as Array<{ workflowId: string }>;
