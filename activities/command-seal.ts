@@ -2,7 +2,7 @@
 // written there). The client seals the token, together with the one command it authorizes, as
 // a JWE to the workers' key (ECDH-ES, P-256); only a worker can open it, and a sealed token
 // copied out of history carries nothing but that same command, which the jti check refuses.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
@@ -13,7 +13,7 @@ const ALG = 'ECDH-ES+A256KW';
 const ENC = 'A256GCM';
 
 const Sealed = z
-  .object({ token: z.string(), workflowId: z.string(), type: z.string(), gate: z.string().optional(), reasonSha256: z.string() })
+  .object({ token: z.string(), workflowId: z.string(), type: z.string(), gate: z.string().optional(), reasonSha256: z.string(), nonce: z.string().min(16) })
   .strict();
 
 export const sealKeyFiles = (dataDir: string) => ({
@@ -59,12 +59,12 @@ export function readSealPublicKey(dataDir: string, file = process.env.CORDON_SEA
 /** Seals `token` for exactly this command. */
 export async function sealCommand(publicJwk: JWK, token: string, b: CommandBinding): Promise<string> {
   const key = await importJWK(publicJwk, ALG);
-  const body = Sealed.parse({ token, workflowId: b.workflowId, type: b.type, gate: b.gate, reasonSha256: reasonHash(b.reason) });
+  const body = Sealed.parse({ token, workflowId: b.workflowId, type: b.type, gate: b.gate, reasonSha256: reasonHash(b.reason), nonce: randomBytes(16).toString('hex') });
   return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(body))).setProtectedHeader({ alg: ALG, enc: ENC, kid: publicJwk.kid }).encrypt(key);
 }
 
 /** Opens a sealed token; throws with the reason when it cannot be opened or was made for another command. */
-export async function unsealCommand(privateJwk: JWK, sealed: string, b: CommandBinding): Promise<string> {
+export async function unsealCommand(privateJwk: JWK, sealed: string, b: CommandBinding): Promise<{ token: string; nonce: string }> {
   let body: z.infer<typeof Sealed>;
   try {
     const { plaintext } = await compactDecrypt(sealed, await importJWK(privateJwk, ALG), { keyManagementAlgorithms: [ALG], contentEncryptionAlgorithms: [ENC] });
@@ -75,5 +75,5 @@ export async function unsealCommand(privateJwk: JWK, sealed: string, b: CommandB
   if (body.workflowId !== b.workflowId || body.type !== b.type || body.gate !== b.gate || body.reasonSha256 !== reasonHash(b.reason)) {
     throw new Error('the sealed token was made for another command (containment, type, gate or reason differ)');
   }
-  return body.token;
+  return { token: body.token, nonce: body.nonce };
 }

@@ -58,15 +58,16 @@ export class OperatorVerifier {
 
   /** The activity: a verdict, never an exception for a bad token (a refusal is evidence, recorded by the workflow). */
   async verifyOperator(sealed: string, binding: CommandBinding): Promise<Verdict> {
-    let token: string;
+    let opened: { token: string; nonce: string };
     try {
       if (!this.sealKey) throw new Error('this worker has no command sealing key');
-      token = await unsealCommand(this.sealKey, sealed, binding);
+      opened = await unsealCommand(this.sealKey, sealed, binding);
     } catch (err) {
       return { ok: false, reason: (err as Error).message };
     }
+    const token = opened.token;
     try {
-      return { ok: true, principal: await this.principal(token) };
+      return { ok: true, principal: await this.principal(token), seal: opened.nonce };
     } catch (err) {
       return { ok: false, reason: `token refused: ${describeJoseError(err)}`, claimed: claimed(token) };
     }

@@ -54,8 +54,8 @@ export interface Carried {
   closing?: Closing;
   planVersion: number;
   gateSeq: number;
-  /** Token ids already used on this containment, with their expiry (a captured command replays nothing). */
-  jtis: { jti: string; exp: number }[];
+  /** Sealed commands already used on this containment, with their token's expiry (a captured command replays nothing). */
+  seals: { seal: string; exp: number }[];
   /** Short hashes of every signal id seen, so a repeat stays a no-op however old. */
   seen: string[];
   /** Hostile signals that arrived while the containment closed: they start the next one. */
@@ -169,7 +169,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   let stageRunning = false;
   let inflight = 0; // suppressions started by joining signals, awaited before any undo
   let woken = 0; // bumped by every accepted command, so waits re-evaluate
-  const jtis = new Map((carried?.jtis ?? []).map((j) => [j.jti, j.exp]));
+  const seals = new Map((carried?.seals ?? []).map((j) => [j.seal, j.exp]));
   const seen = new Set([...(input.follows?.seen ?? []), ...(carried?.seen ?? []), shortHash(first.signalId)]);
   const pending: IdentitySignal[] = carried?.pending ?? [];
   const evidenceTaken = new Set(carried?.evidenceTaken ?? []);
@@ -309,8 +309,8 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     const verdict = await local.verifyOperator(c.token, { workflowId: info.workflowId, type: c.type, gate: c.gate, reason: c.reason });
     if (!verdict.ok) return reject(c.type, verdict.claimed ? `unverified (claims ${verdict.claimed})` : 'unauthenticated', verdict.reason);
     const p = verdict.principal;
-    if (jtis.has(p.jti)) return reject(c.type, p.username, `token ${p.jti} was already used on this containment: a captured command cannot be replayed`, p);
-    jtis.set(p.jti, p.exp);
+    if (seals.has(verdict.seal)) return reject(c.type, p.username, 'this sealed command was already used on this containment: a captured command cannot be replayed', p);
+    seals.set(verdict.seal, p.exp);
     const why = refusal(c, p);
     if (why) return reject(c.type, p.username, why, p);
     const by = apply(c, p);
@@ -478,7 +478,8 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
         closing,
         planVersion,
         gateSeq,
-        jtis: [...jtis].filter(([, exp]) => exp * 1000 > Date.now()).map(([jti, exp]) => ({ jti, exp })),
+        // An expired token fails verification anyway: its seals need no remembering.
+        seals: [...seals].filter(([, exp]) => exp * 1000 > Date.now()).map(([seal, exp]) => ({ seal, exp })),
         seen: [...seen],
         pending,
         retryStage,

@@ -93,7 +93,7 @@ export const Duration = z.string().regex(/^\d{1,9}(ms|s|m|h|d)$/, 'a duration is
 
 /** A duration with a sane upper bound: a typo such as 200000000d must not wedge a containment. */
 export const BoundedDuration = (max: string, what: string) =>
-  Duration.refine((d) => durationMs(d) <= durationMs(max), { message: `${what} is at most ${max}` });
+  Duration.refine((d) => !/^\d{1,9}(ms|s|m|h|d)$/.test(d) || durationMs(d) <= durationMs(max), { message: `${what} is at most ${max}` });
 
 /** What must happen before a stage runs. */
 export const Gate = z.discriminatedUnion('type', [
@@ -213,7 +213,8 @@ export type Principal = z.infer<typeof Principal>;
 
 /** The verifier's answer: a principal, or why not (with who the token claimed to be, unverified). */
 export const Verdict = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), principal: Principal }).strict(),
+  /** `seal` identifies this one sealed command (its nonce), so a copy of it replays nothing. */
+  z.object({ ok: z.literal(true), principal: Principal, seal: z.string() }).strict(),
   z.object({ ok: z.literal(false), reason: z.string(), claimed: z.string().optional() }).strict(),
 ]);
 export type Verdict = z.infer<typeof Verdict>;
