@@ -12,8 +12,9 @@ import { LocalVault } from '../activities/secret-sink';
 import { PolicyError } from '../workflows/policy';
 import { COMMANDS, CORDON_ROLES, type ContainmentState, type CordonRole } from '../workflows/schemas';
 import { connectClient } from './connection';
-import { CommandRejectedError, CordonInputError, describeContainment, listContainments, parseCommand, planOf, prepareCommand, sendCommand, submitSignal } from './containments';
+import { CommandRejectedError, CordonInputError, describeContainment, listContainments, type ContainmentSummary, parseCommand, planOf, prepareCommand, sendCommand, submitSignal } from './containments';
 import { runDemo } from './demo';
+import { formatEvidence, readEvidence } from './evidence';
 import { DevIssuer } from './dev-issuer';
 import { operatorToken, storeToken } from './operator-token';
 
@@ -58,8 +59,32 @@ export function formatState(s: ContainmentState): string {
   lines.push(`  actions${s.archived?.length ? ` (older ones archived: ${s.archived.map((a) => a.sha256.slice(0, 12)).join(', ')})` : ''}`);
   for (const a of [...s.actions].sort((x, y) => x.at.localeCompare(y.at))) lines.push(`    ${a.at}  ${a.action.padEnd(30)} ${a.outcome.padEnd(13)} ${a.actor}: ${a.detail}`);
   if (s.evidence.length) lines.push('  evidence');
-  for (const e of s.evidence) lines.push(`    ${e.kind.padEnd(16)} sha256 ${e.sha256} ${e.uri}`);
+  for (const e of s.evidence) lines.push(`    ${e.kind.padEnd(16)} ${String(e.bytes).padStart(7)} B  cordon evidence ${e.sha256}`);
+  for (const e of s.archived ?? []) lines.push(`    ${'older actions'.padEnd(16)} ${String(e.bytes).padStart(7)} B  cordon evidence ${e.sha256}`);
   return lines.join('\n');
+}
+
+/** "2026-11-24 14:05", compact for a table (UTC). */
+const shortTime = (iso?: string) => (iso ? iso.slice(0, 16).replace('T', ' ') : '-');
+
+/** `cordon list` as a table with a header row. */
+export function formatList(rows: ContainmentSummary[]): string {
+  const table = [
+    ['WORKFLOW ID', 'STATUS', 'STAGE', 'WAITING FOR', 'SINCE (UTC)', 'NEXT DEADLINE', 'TRIGGER', 'RISK', 'TEMPORAL'],
+    ...rows.map((r) => [
+      `${r.workflowId}${r.dryRun ? ' (dry run)' : ''}`,
+      r.status ?? '-',
+      r.stage ?? '-',
+      r.waitingFor ?? '-',
+      shortTime(r.since),
+      shortTime(r.nextDeadline),
+      r.trigger ?? '-',
+      String(r.risk ?? '-'),
+      r.executionStatus,
+    ]),
+  ];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return table.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
 }
 
 function commandType(v: string): (typeof COMMANDS)[number] {
@@ -193,11 +218,17 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
     .action(async (o: { json?: boolean; limit: number } & Record<string, unknown>) => {
       const { json, limit, ...filter } = o;
       const rows = await listContainments(await getClient(), filter, limit);
-      print(!!json, rows, () =>
-        rows.length
-          ? rows.map((r) => `${r.workflowId.padEnd(48)} ${String(r.status).padEnd(15)} ${String(r.stage).padEnd(11)} ${r.trigger} risk=${r.risk} ${r.executionStatus}`).join('\n')
-          : 'no containments match',
-      );
+      print(!!json, rows, () => (rows.length ? formatList(rows) : 'no containments match'));
+    });
+
+  program
+    .command('evidence')
+    .description('print an evidence artifact (or archived action records) by its SHA-256, as describe and the UI name it; a unique prefix of 12 or more hex digits will do')
+    .argument('<sha256>')
+    .option('--json', 'the stored envelope as JSON')
+    .action(async (sha: string, o: { json?: boolean }) => {
+      const e = await readEvidence(config().evidenceDir, sha);
+      print(!!o.json, e, () => formatEvidence(e));
     });
 
   program

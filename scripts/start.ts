@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { loadConfig } from '../activities/config';
 import { temporalTarget } from '../client/connection';
 import { startDevIssuer } from '../client/dev-issuer';
+import { uiBase, viewLines } from '../client/views';
 import { startDevServer, type DevServer } from './dev-server';
 import { resolveTemporalCli } from './temporal-cli';
 
@@ -48,6 +49,12 @@ async function main(): Promise<void> {
     console.log(`cordon: Temporal dev server up in ${server.startedInMs} ms`);
     console.log(`cordon:   gRPC  ${server.address}`);
     console.log(`cordon:   UI    ${server.uiAddress}/namespaces/default/workflows`);
+    console.log('cordon: ready-made views (Cordon\'s columns: see README, "Watching"):');
+    for (const line of viewLines(server.uiAddress!, 'default')) console.log(`cordon: ${line}`);
+  }
+  if (target.external && process.env.CORDON_UI_URL) {
+    console.log('cordon: ready-made views:');
+    for (const line of viewLines(uiBase(), target.namespace)) console.log(`cordon: ${line}`);
   }
   const worker = startWorker(workerEnv);
   console.log('cordon: worker starting; try `npm run cordon -- demo` in another terminal. Ctrl-C stops everything.');

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startDevIssuer } from '../client/dev-issuer';
+import { freePort } from '../scripts/dev-server';
 import { resolveTemporalCli } from '../scripts/temporal-cli';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { startTestServices } from './services';
@@ -20,15 +21,20 @@ function testFiles(dir: string): string[] {
 async function main(): Promise<number> {
   const cli = await resolveTemporalCli();
   if (!cli.path) console.warn('cordon test: no local temporal CLI; letting the SDK download the dev server (needs internet)');
+  const uiPort = await freePort();
   const t0 = Date.now();
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: cli.path ? { type: 'existing-path', path: cli.path } : { type: 'cached-download' },
       searchAttributes: ALL_SEARCH_ATTRIBUTES,
+      // The UI too, on a free port: test/ui.test.ts drives it in a real browser.
+      ui: true,
+      uiPort,
       log: { format: 'pretty', level: 'error' },
     },
   });
-  console.log(`cordon test: dev server (${cli.source}) at ${env.address}, up in ${Date.now() - t0} ms`);
+  const uiUrl = `http://127.0.0.1:${uiPort}`;
+  console.log(`cordon test: dev server (${cli.source}) at ${env.address}, UI at ${uiUrl}, up in ${Date.now() - t0} ms`);
   const services = await startTestServices();
   // Operators are verified on the worker: a development issuer on loopback signs the suite's tokens.
   const issuerDir = mkdtempSync(join(tmpdir(), 'cordon-issuer-'));
@@ -40,7 +46,7 @@ async function main(): Promise<number> {
     // Asynchronous on purpose: the development issuer answers JWKS requests from this process.
     const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
       stdio: 'inherit',
-      env: { ...process.env, ...services.env, ...issuer.env, CORDON_TEST_ISSUER_DIR: issuerDir, CORDON_TEST_TEMPORAL_ADDRESS: env.address },
+      env: { ...process.env, ...services.env, ...issuer.env, CORDON_TEST_ISSUER_DIR: issuerDir, CORDON_TEST_TEMPORAL_ADDRESS: env.address, CORDON_TEST_UI_URL: uiUrl },
     });
     return await new Promise<number>((done) => child.once('exit', (code) => done(code ?? 1)));
   } finally {
