@@ -147,8 +147,8 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   }
   const historyLimit = Math.min(Math.max(input.historyLimit ?? DEFAULT_HISTORY_LIMIT, 200), 9000);
   const target: Target = { provider: first.provider, identityId: first.identityId, kind: first.identityKind };
-  /** The identity as activity and timer summaries name it in the UI's timeline. */
-  const on = `${md(first.identityId)} on ${first.provider}`;
+  /** The identity as activity and timer summaries name it in the UI's timeline (plain text there, not markdown). */
+  const on = `${first.identityId} on ${first.provider}`;
   const now = () => new Date().toISOString();
 
   // ---- state: fresh, or carried from the run before ---------------------------------------------
@@ -265,20 +265,30 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
 
   /** Current details: the headline, then the plan and evidence, then the last actions in time order, with reasons. */
   const details = (): string => {
+    // Code spans show backslashes literally: only text that cannot hold a backtick goes in one
+    // (rule names, hashes, gate ids); everything else is escaped with md().
     const facts = [
-      `plan \`${md(state.plan.rule)}\``,
+      `plan \`${state.plan.rule}\``,
       `policy ${md(state.policy?.version ?? '?')} \`${(state.policy?.sha256 ?? '').slice(0, 12)}\``,
       `${state.signalCount ?? state.signals.length} signal(s)`,
     ];
-    if (state.evidence.length) facts.push(`evidence: ${state.evidence.slice(-3).map((e) => `${e.kind} \`cordon evidence ${e.sha256.slice(0, 12)}\``).join(', ')}${state.evidence.length > 3 ? ` (${state.evidence.length} in all: \`cordon describe\`)` : ''}`);
+    const newest = state.evidence.at(-1);
+    if (newest) facts.push(`${state.evidence.length} evidence artifact(s), newest \`cordon evidence ${newest.sha256.slice(0, 12)}\``);
     const rb = state.rollbackApprovals?.length ? `\n\n**Rollback approved by** ${state.rollbackApprovals.map((a) => md(a.username)).join(', ')} (${state.rollbackApprovals.length} of ${state.plan.rollback.approvers})` : '';
     const last = [...state.actions]
       .map((a, i) => ({ a, i }))
       .sort((x, y) => x.a.at.localeCompare(y.a.at) || x.i - y.i)
-      .slice(-6)
-      .map(({ a }) => `- ${a.at.slice(11, 19)} ${md(a.action)} **${a.outcome}** · ${md(a.actor.slice(0, 40))}: ${md(a.detail.slice(0, 110))}${a.detail.length > 110 ? '…' : ''}`)
+      .slice(-5)
+      .map(({ a }) => {
+        // One line each in the UI's panel (it clips, it does not scroll): hashes cut to 12 digits, the policy named once above.
+        const text = a.detail.replace(/\b([0-9a-f]{12})[0-9a-f]{52}\b/g, '$1');
+        const actor = a.actor.startsWith('policy:') ? 'policy' : a.actor.slice(0, 24);
+        return `- ${a.at.slice(11, 19)} ${md(a.action)} **${a.outcome}** (${md(actor)}): ${md(text.slice(0, 64))}${text.length > 64 ? '…' : ''}`;
+      })
       .join('\n');
-    return `${headline()}\n\n${facts.join(' · ')}${rb}\n\n**Last actions** (UTC; all in \`cordon describe\`)\n\n${last}`;
+    // The UI (2.42) sizes its details frame to the body without the body's margins, so the last
+    // ~15px are clipped: a trailing paragraph of one no-break space takes the clip, not an action.
+    return `${headline()}\n\n${facts.join(' · ')}${rb}\n\n**Last actions** (UTC, newest last; all of them: \`cordon describe\`)\n\n${last}\n\n\u00a0`;
   };
 
   cancelRequested.catch((err: unknown) => {
