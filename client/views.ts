@@ -27,7 +27,9 @@ export function uiBase(env: NodeJS.ProcessEnv = process.env): string {
 
 /** A link that opens the UI's workflow list filtered by `query`. */
 export function uiLink(base: string, namespace: string, query: string): string {
-  return `${base}/namespaces/${encodeURIComponent(namespace)}/workflows?query=${encodeURIComponent(query)}`;
+  // Quotes and parentheses encoded too, so that terminals and chat tools keep the whole link clickable.
+  const strict = (v: string) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `${base}/namespaces/${strict(namespace)}/workflows?query=${strict(query)}`;
 }
 
 /** The views as lines to print: title, then link. */

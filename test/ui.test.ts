@@ -30,6 +30,9 @@ const IN_CI = !!(process.env.CI || process.env.CORDON_CI);
 const skip = !existsSync(CHROMIUM) && !IN_CI ? `no Chromium at ${CHROMIUM} (Debian: apt-get install chromium; or set CORDON_CHROMIUM)` : false;
 if (skip) console.log(`cordon test: SKIPPING the browser test: ${skip}`);
 
+/** The columns the README tells an operator to add once. */
+const COLUMNS = ['CordonStatus', 'CordonStage', 'CordonWaitingFor', 'CordonStageSince', 'CordonNextDeadline'];
+
 const view = (name: string) => {
   const v = VIEWS.find((x) => x.name === name);
   assert.ok(v, `no view ${name}`);
@@ -120,6 +123,19 @@ test('the operator follows the "awaiting approval" link, reads a containment\'s 
       await page.goto(view('awaiting-approval'));
       for (const wf of [apprA, apprB]) await page.getByRole('link', { name: wf, exact: true }).waitFor();
       for (const wf of [held, contained, gone, dry]) assert.equal(await page.getByText(wf, { exact: true }).count(), 0, `${wf} must not be in the "awaiting approval" view`);
+
+      step = "add Cordon's columns as the README says";
+      await page.getByTestId('workflows-summary-table-configuration-button').click();
+      for (const c of ['Run ID', 'Type', 'End']) await page.getByRole('button', { name: `Remove ${c} column` }).click();
+      for (const c of COLUMNS) await page.getByRole('button', { name: `Add ${c} column` }).click();
+      await page.getByRole('button', { name: /close/i }).filter({ visible: true }).first().click();
+      await page.getByText('Configure Workflows Table').waitFor({ state: 'hidden' });
+      await page.getByTitle('Collapse', { exact: true }).filter({ visible: true }).click(); // the saved-views panel: room for the columns
+      await page.reload(); // the UI keeps the columns in this browser
+      const row = page.getByRole('row').filter({ hasText: apprA });
+      await row.getByText('approval', { exact: true }).waitFor();
+      for (const c of COLUMNS) await page.getByRole('columnheader', { name: c, exact: true }).waitFor();
+      assert.match(await row.innerText(), /active\s+suppressed\s+approval\s+\d{4}-\d\d-\d\d UTC \d\d:\d\d:\d\d/, 'status, stage, waiting for and since in the row');
       const listShot = join(SHOTS, 'awaiting-approval-list.png');
       await page.screenshot({ path: listShot });
 
