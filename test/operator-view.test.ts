@@ -3,13 +3,15 @@
 // ladder goes on), dry runs that close at once, and `cordon list` / `cordon evidence`.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, describe, test } from 'node:test';
 import type { temporal } from '@temporalio/proto';
 import { formatList, formatState } from '../client/cli';
 import { listContainments, submitSignal } from '../client/containments';
 import { formatEvidence, readEvidence } from '../client/evidence';
-import { VIEWS } from '../client/views';
+import { VIEWS, uiLink } from '../client/views';
 import { resolveTemporalCli } from '../scripts/temporal-cli';
 import { SA } from '../workflows/search-attributes';
 import { closeTestEnv, testEnv } from './harness';
@@ -71,6 +73,15 @@ describe('triage search attributes', () => {
         }
       }
       assert.ok(last.size >= 6, `every triage attribute was set: ${[...last.keys()].join(', ')}`);
+
+      // The timeline's labels: every activity and timer carries a summary.
+      const events = await historyOf(sc.client, sc.workflowId);
+      const summaries = events.filter((e) => e.activityTaskScheduledEventAttributes || e.timerStartedEventAttributes).map((e) => (e.userMetadata?.summary ? decode(e.userMetadata.summary) : `(none on event ${e.eventId})`));
+      const on = `${sc.signal.identityId} on lab`;
+      for (const want of [`suppress: revoke-sessions on ${on}`, `evidence: sessions of ${on}`, 'gate: restrict after 1h', `inspect: ${on} before restrict`, `restrict: narrow ${on} to 1 grant(s)`]) {
+        assert.ok(summaries.includes(want), `no "${want}" among ${JSON.stringify(summaries)}`);
+      }
+      assert.ok(!summaries.some((x) => String(x).startsWith('(none')), `unlabelled steps: ${JSON.stringify(summaries)}`);
     });
   });
 
@@ -158,6 +169,11 @@ describe('dry runs', () => {
       await eventually(async () => (await sc.client.workflow.count(`WorkflowType = 'containment' AND WorkflowId = '${sc.workflowId}'`)).count === 1, 'the dry run in visibility');
     });
   });
+});
+
+test('the README lists every ready-made view with the link npm start and cordon demo print', () => {
+  const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+  for (const v of VIEWS) assert.ok(readme.includes(uiLink('http://127.0.0.1:8233', 'default', v.query)), `the README lacks the "${v.name}" link`);
 });
 
 describe('cordon list and cordon evidence', () => {
