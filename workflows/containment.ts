@@ -168,6 +168,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   let attention = carried?.attention;
   let stageRunning = false;
   let inflight = 0; // suppressions started by joining signals, awaited before any undo
+  let capturing = 0; // evidence captures running: continue-as-new waits for them
   let woken = 0; // bumped by every accepted command, so waits re-evaluate
   const seals = new Map((carried?.seals ?? []).map((j) => [j.seal, j.exp]));
   const seen = new Set([...(input.follows?.seen ?? []), ...(carried?.seen ?? []), shortHash(first.signalId)]);
@@ -306,7 +307,12 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     if (!cmd.success) return reject(type, 'unauthenticated', `invalid command: ${describeIssues(cmd.error)}`);
     const c = cmd.data;
     if (!c.token) return reject(c.type, 'unauthenticated', 'no token: every command carries the operator\'s sealed OIDC token (cordon command, or --print for the UI)');
-    const verdict = await local.verifyOperator(c.token, { workflowId: info.workflowId, type: c.type, gate: c.gate, reason: c.reason });
+    let verdict;
+    try {
+      verdict = await local.verifyOperator(c.token, { workflowId: info.workflowId, type: c.type, gate: c.gate, reason: c.reason });
+    } catch (err) {
+      return reject(c.type, 'unauthenticated', `the token could not be verified now (${failureText(err)}): try again`);
+    }
     if (!verdict.ok) return reject(c.type, verdict.claimed ? `unverified (claims ${verdict.claimed})` : 'unauthenticated', verdict.reason);
     const p = verdict.principal;
     if (seals.has(verdict.seal)) return reject(c.type, p.username, 'this sealed command was already used on this containment: a captured command cannot be replayed', p);
@@ -403,6 +409,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   async function captureAll(): Promise<void> {
     const kinds = state.plan.evidence.filter((k) => !evidenceTaken.has(k));
     kinds.forEach((k) => evidenceTaken.add(k));
+    capturing++;
     await Promise.all(
       kinds.map(async (kind) => {
         if (dryRun) return record(`evidence:${kind}`, ruleActor(), 'would-do', `would capture ${kind}`);
@@ -414,7 +421,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
           record(`evidence:${kind}`, ruleActor(), 'failed', failureText(err)); // recorded; never undoes suppression
         }
       }),
-    );
+    ).finally(() => capturing--);
   }
 
   async function runStage(sp: StagePlan, actor: string): Promise<void> {
@@ -466,7 +473,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
       }
     }
     if (!tooLong()) return;
-    await condition(() => allHandlersFinished() && inflight === 0);
+    await condition(() => allHandlersFinished() && inflight === 0 && capturing === 0);
     const next: ContainmentInput = {
       signal: first,
       dryRun,
