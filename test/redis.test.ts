@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, afterEach, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import Redis from 'ioredis';
 import { createContainmentActivities } from '../activities/containment';
@@ -30,6 +30,15 @@ describe('redis provider', { skip: missing.includes('redis') }, () => {
     return raw[raw.indexOf(name) + 1] as string[];
   };
   const flags = (user: string) => field(user, 'flags');
+  // Every connection a test opens is closed after it, passed or failed: an open one would keep
+  // this file's process alive.
+  const open: Connection[] = [];
+  const connect = async (identityId: string, password: string) => {
+    const c = await f.connect(identityId, password);
+    open.push(c);
+    return c;
+  };
+  afterEach(async () => void (await Promise.all(open.splice(0).map((c) => c.close()))));
   after(async () => {
     await f?.close();
     setup?.disconnect();
@@ -37,13 +46,13 @@ describe('redis provider', { skip: missing.includes('redis') }, () => {
 
   test('suppression blocks the leaked password: the attacker cannot log back in until rotation lets only the new one in', async () => {
     const s = await f.seed();
-    const attacker = await f.connect(s.identityId, s.password);
+    const attacker = await connect(s.identityId, s.password);
     await attacker.approved();
     const r = await p.suppress(s.identityId, 'revoke-sessions');
     assert.ok(await denied(attacker.approved()), 'the live connection was killed');
     // What was measured succeeding before: the attacker simply re-authenticates.
-    assert.ok(await refused(f.connect(s.identityId, s.password)), 'the leaked password no longer logs in');
-    assert.ok(await refused(f.connect(s.identityId, s.password)), '…not on a second try either');
+    assert.ok(await refused(connect(s.identityId, s.password)), 'the leaked password no longer logs in');
+    assert.ok(await refused(connect(s.identityId, s.password)), '…not on a second try either');
     assert.equal(r.changed, true);
     assert.equal(r.receipt?.onBefore, true, JSON.stringify(r.receipt));
 
@@ -51,10 +60,9 @@ describe('redis provider', { skip: missing.includes('redis') }, () => {
     const rotated = await p.setSecret(s.identityId, fresh, r.receipt);
     assert.match(rotated.detail, /login block lifted/);
     assert.equal((await p.setSecret(s.identityId, fresh, r.receipt)).changed, false, 'rotation twice changes nothing');
-    assert.ok(await refused(f.connect(s.identityId, s.password)), 'the leaked password stays dead after rotation');
-    const owner = await f.connect(s.identityId, fresh);
+    assert.ok(await refused(connect(s.identityId, s.password)), 'the leaked password stays dead after rotation');
+    const owner = await connect(s.identityId, fresh);
     await owner.approved();
-    await Promise.all([attacker.close(), owner.close()]);
   });
 
   test('lift puts the user back exactly as suppression found it: on stays on, off stays off', async () => {
@@ -63,9 +71,8 @@ describe('redis provider', { skip: missing.includes('redis') }, () => {
     assert.ok((await flags(on.identityId)).includes('off'));
     assert.equal((await p.liftSuppression(on.identityId, 'revoke-sessions', r1.receipt)).changed, true);
     assert.ok((await flags(on.identityId)).includes('on'));
-    const back = await f.connect(on.identityId, on.password);
+    const back = await connect(on.identityId, on.password);
     await back.approved();
-    await back.close();
     assert.equal((await p.liftSuppression(on.identityId, 'revoke-sessions', r1.receipt)).changed, false);
 
     const off = await f.seed();
@@ -87,8 +94,7 @@ describe('redis provider', { skip: missing.includes('redis') }, () => {
     // A containment whose workflow kept no receipt (started before receipts existed).
     assert.equal((await p.liftSuppression(s.identityId, 'revoke-sessions')).changed, true);
     assert.ok((await flags(s.identityId)).includes('on'));
-    const back = await f.connect(s.identityId, s.password);
-    await back.close();
+    await connect(s.identityId, s.password);
   });
 
   test('the block marker is no grant, no counted password, and gone after lift', async () => {
