@@ -174,10 +174,13 @@ describe('postgres provider', { skip: missing.includes('postgres') }, () => {
     try {
       await holder.query('BEGIN');
       await holder.query('GRANT UPDATE ON payments TO analytics');
-      const env = new MockActivityEnvironment();
+      const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 300 });
+      let beats = 0;
+      env.on('heartbeat', () => beats++);
       const target: Target = { provider: 'postgres', identityId: s.identityId, kind: 'database-role' };
       const running = env.run(activitiesOn(patient).restrictGrants, target, s.keep);
-      await new Promise((r) => setTimeout(r, 500)); // the REVOKE is now waiting on the lock
+      await new Promise((r) => setTimeout(r, 700)); // the REVOKE is now waiting on the lock
+      assert.ok(beats >= 2, `the waiting activity heartbeats (${beats} beats): that is how a cancellation reaches it`);
       env.cancel();
       await assert.rejects(within(5000, running, 'cancelled restrict'), CancelledFailure);
       await holder.query('COMMIT'); // the lock goes away: a REVOKE still queued would now commit
