@@ -92,7 +92,7 @@ type Closing = { type: 'abort' | 'rollback'; by: string; reason: string };
 const NON_RETRYABLE = ['IdentityNotFound', 'InvalidConfiguration', 'NotSupported', 'InvalidInput'];
 const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE };
 // Actions retry through a provider outage of several minutes before the containment asks for a human.
-const act = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', heartbeatTimeout: '20s', retry });
+const act = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', heartbeatTimeout: '10s', retry });
 // Evidence is best effort beside suppression: fewer retries, and its failure never blocks the ladder.
 const evidence = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '2m', scheduleToCloseTimeout: '5m', retry: { ...retry, maximumAttempts: 5 } });
 // Reading the approved policy and verifying a token are short and local to the worker.
@@ -441,7 +441,8 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
         case 'rotate': {
           if (dryRun) return record('rotate', actor, 'would-do', 'would issue a new credential to the secret sink and retire the old one');
           // The key is the containment's first run: a retry, on any worker or run, sets the same secret.
-          const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`, liftReceipts['revoke-sessions']);
+          // With no login block of ours, an empty receipt tells the provider to leave logins as they are.
+          const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`, liftReceipts['revoke-sessions'] ?? {});
           receipts.rotated = ref;
           return record('rotate', actor, 'done', `new credential in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})`);
         }
@@ -658,7 +659,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     let ok = await step('disable', receipts.enabledBefore !== undefined, () => act.setEnabled(target, receipts.enabledBefore!));
     ok =
       (await step('rotate', receipts.rotated !== undefined, async () => {
-        const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`, liftReceipts['revoke-sessions']);
+        const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`, liftReceipts['revoke-sessions'] ?? {});
         return { changed: true, detail: `a rotated secret cannot be un-rotated: re-issued to the owner in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})` };
       })) && ok;
     ok = (await step('restrict', receipts.grantsBefore !== undefined, () => act.restoreGrants(target, receipts.grantsBefore!))) && ok;
