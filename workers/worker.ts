@@ -2,9 +2,8 @@
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createContainmentActivities, noop } from '../activities/containment';
 import type { CordonConfig } from '../activities/config';
-import { EvidenceStore } from '../activities/evidence-store';
 import { closeProviders, createProviders, type ProviderRegistry } from '../activities/providers/registry';
-import { LocalVault } from '../activities/secret-sink';
+import { openStateStores } from '../activities/stores';
 
 let bundle: Promise<WorkflowBundle> | undefined;
 
@@ -24,23 +23,31 @@ export interface CordonWorkerOptions {
   shutdownGraceTime?: string;
 }
 
-export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ worker: Worker; close(): Promise<void> }> {
+export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ worker: Worker; close(): Promise<void>; state: string }> {
   const providers = o.providers ?? createProviders(o.config);
+  // Files beside the data by default; PostgreSQL when CORDON_STATE_URL is set (several workers).
+  const state = openStateStores(o.config);
   const activities = {
-    ...createContainmentActivities({
-      providers,
-      evidence: new EvidenceStore(o.config.evidenceDir),
-      secrets: new LocalVault(o.config.vaultDir, o.config.vaultKey),
-    }),
+    ...createContainmentActivities({ providers, evidence: state.evidence, secrets: state.secrets }),
     noop,
   };
-  const worker = await Worker.create({
-    connection: o.connection,
-    namespace: o.namespace,
-    taskQueue: o.config.taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities,
-    shutdownGraceTime: o.shutdownGraceTime ?? '10s',
-  });
-  return { worker, close: () => (o.providers ? Promise.resolve() : closeProviders(providers)) };
+  const close = async () => {
+    await state.close();
+    if (!o.providers) await closeProviders(providers);
+  };
+  let worker: Worker;
+  try {
+    worker = await Worker.create({
+      connection: o.connection,
+      namespace: o.namespace,
+      taskQueue: o.config.taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities,
+      shutdownGraceTime: o.shutdownGraceTime ?? '10s',
+    });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { worker, close, state: state.where };
 }
