@@ -18,7 +18,7 @@ import { describeContainment, submitSignal } from '../client/containments';
 import type { Target } from '../workflows/schemas';
 import { closeTestEnv, isolatedConfig, withWorker } from './harness';
 import { eventually, labIdentity, policyWith, signal, timedLadder } from './fixtures';
-import { inCI } from './services';
+import { inCI, stateDatabase } from './services';
 
 after(closeTestEnv);
 
@@ -105,22 +105,6 @@ async function withStores<T>(configs: CordonConfig[], fn: (s: StateStores[]) => 
 
 const setupUrl = process.env.CORDON_TEST_POSTGRES_SETUP_URL;
 if (!setupUrl && inCI()) throw new Error('CORDON_TEST_POSTGRES_SETUP_URL is not set: the state store tests need the private PostgreSQL (test/run.ts)');
-
-/** A database of its own and a login role that owns it: what an operator gives Cordon. */
-async function stateDatabase(): Promise<string> {
-  const name = `cordon_state_${process.pid}_${randomBytes(3).toString('hex')}`;
-  const password = randomBytes(12).toString('base64url');
-  const setup = new pg.Client({ connectionString: setupUrl });
-  await setup.connect();
-  try {
-    await setup.query(`CREATE ROLE ${name} LOGIN PASSWORD '${password}'`);
-    await setup.query(`CREATE DATABASE ${name} OWNER ${name}`);
-  } finally {
-    await setup.end();
-  }
-  const port = /[?&]port=(\d+)/.exec(setupUrl!)?.[1];
-  return `postgres://${name}:${password}@127.0.0.1:${port}/${name}`;
-}
 
 describe('the PostgreSQL state store (several workers)', { skip: !setupUrl && 'no private PostgreSQL on this machine' }, () => {
   const vaultKey = randomBytes(32).toString('base64');
