@@ -5,16 +5,19 @@
 // closed where its plan ends, and the lab's journal must show every mutation exactly once.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { LabDirectory, type Call, type LabIdentity } from '../activities/providers/lab';
+import { LocalVault } from '../activities/secret-sink';
 import { CordonInputError, submitSignal } from '../client/containments';
 import { containmentWorkflowId } from '../workflows/ids';
 import { ContainmentState } from '../workflows/schemas';
 import { labIdentity, policyWith, prng, signal, timedLadder } from '../test/fixtures';
 import { startDevServer, type DevServer } from './dev-server';
 import { mapLimit, sleep } from './measure';
+import { findSecret } from './secret-scan';
 import { resolveTemporalCli } from './temporal-cli';
 
 const ROOT = resolve(__dirname, '..');
@@ -82,6 +85,10 @@ export interface DrillReport {
   lost: string[];
   /** A mutation no plan step asked for (a rollback, a re-enable). */
   unexpected: string[];
+  /** Where a rotated secret from the vault appears: the worker's log, an evidence file. */
+  leaks: string[];
+  /** How many secrets the leak scan looked for. */
+  secretsScanned: number;
   durationSeconds: number;
   /** Server database, lab file and worker log; kept when the drill found a problem. */
   dataDir: string;
@@ -273,6 +280,8 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     finalStates: {},
     duplicates: [],
     retriedCalls: 0,
+    leaks: [],
+    secretsScanned: 0,
     lost: [],
     unexpected: [],
     durationSeconds: 0,
@@ -405,10 +414,21 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     const calls = state.calls.filter((c) => ids.includes(c.identity));
     report.duplicates.push(...auditCalls(calls, [...worker.deaths, ...serverKills]));
     report.retriedCalls = calls.filter((c) => (c.attempt ?? 1) > 1 && !c.changed).length;
+    // The worker ran in its own process: its log file and evidence files are scanned for every
+    // secret it put in the vault (history holds references only; so must these).
+    const vault = new LocalVault(join(dataDir, 'vault'));
+    const secrets = await Promise.all((await vault.refs()).map(async (ref) => (await vault.read(ref)).secret));
+    report.secretsScanned = secrets.length;
+    const evidenceDir = join(dataDir, 'evidence');
+    const files = [join(dataDir, 'worker.log'), ...(await readdir(evidenceDir, { recursive: true }).catch(() => [])).map((f) => join(evidenceDir, f))];
+    for (const f of files) {
+      const text = await readFile(f, 'utf8').catch(() => '');
+      if (secrets.length && findSecret(text, secrets)) report.leaks.push(`a rotated secret appears in ${f}`);
+    }
     const runs = await count('WorkflowType = "containment"');
     if (runs > ids.length) report.duplicates.push(`${runs} workflow runs for ${ids.length} identities`);
     report.workerCrashes = worker.crashes;
-    for (const list of [report.lost, report.duplicates, report.unexpected]) list.sort();
+    for (const list of [report.lost, report.duplicates, report.unexpected, report.leaks]) list.sort();
     verified = true;
     return report;
   } finally {
@@ -418,6 +438,6 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     await connection.close();
     await server.stop();
     process.off('exit', killAll);
-    if (verified && !report.lost.length && !report.duplicates.length && !report.unexpected.length) rmSync(dataDir, { recursive: true, force: true });
+    if (verified && !report.lost.length && !report.duplicates.length && !report.unexpected.length && !report.leaks.length) rmSync(dataDir, { recursive: true, force: true });
   }
 }
