@@ -6,13 +6,13 @@ import { EvidenceStore } from '../activities/evidence-store';
 import { OperatorVerifier } from '../activities/operator-auth';
 import { loadApprovedPolicy } from '../activities/policy-store';
 import type { ProviderRegistry } from '../activities/providers/registry';
-import { LocalVault } from '../activities/secret-sink';
+import { LocalVault, type SecretSink } from '../activities/secret-sink';
 
-export function testActivities(providers: ProviderRegistry, dir: string) {
+export function testActivities(providers: ProviderRegistry, dir: string, stores?: { evidence: EvidenceStore; secrets: SecretSink }) {
   return createContainmentActivities({
     providers,
-    evidence: new EvidenceStore(join(dir, 'evidence')),
-    secrets: new LocalVault(join(dir, 'vault')),
+    evidence: stores?.evidence ?? new EvidenceStore(join(dir, 'evidence')),
+    secrets: stores?.secrets ?? new LocalVault(join(dir, 'vault')),
     policy: loadApprovedPolicy(),
     operators: new OperatorVerifier(loadConfig({}).oidc),
   });
