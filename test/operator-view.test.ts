@@ -10,6 +10,7 @@ import { after, describe, test } from 'node:test';
 import type { temporal } from '@temporalio/proto';
 import { formatList, formatState } from '../client/cli';
 import { listContainments, submitSignal } from '../client/containments';
+import { EvidenceStore } from '../activities/evidence-store';
 import { formatEvidence, readEvidence } from '../client/evidence';
 import { VIEWS, uiLink } from '../client/views';
 import { resolveTemporalCli } from '../scripts/temporal-cli';
@@ -194,12 +195,13 @@ describe('cordon list and cordon evidence', () => {
       // describe names the command; the command prints the artifact after checking its hash.
       const ref = state.evidence.find((e) => e.kind === 'sessions')!;
       assert.match(formatState(state), new RegExp(`sessions\\s+\\d+ B  cordon evidence ${ref.sha256}`));
-      const e = await readEvidence(sc.config.evidenceDir, ref.sha256.slice(0, 12));
+      const store = new EvidenceStore(sc.config.evidenceDir);
+      const e = await readEvidence(store, ref.sha256.slice(0, 12));
       assert.equal(e.sha256, ref.sha256);
       assert.equal(e.containmentId, sc.workflowId);
       assert.match(formatEvidence(e), /"sessions": \[/);
-      await assert.rejects(readEvidence(sc.config.evidenceDir, 'f'.repeat(64)), /no evidence f{64}/);
-      await assert.rejects(readEvidence(sc.config.evidenceDir, '../../etc'), /not a SHA-256/);
+      await assert.rejects(readEvidence(store, 'f'.repeat(64)), /no evidence f{64}/);
+      await assert.rejects(readEvidence(store, '../../etc'), /not a SHA-256/);
     });
   });
 });
