@@ -45,9 +45,19 @@ function asServiceUser(cmd: string, args: string[], pgUser: boolean): [string, s
   return pgUser && isRoot() ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
 }
 
-function startProcess(cmd: string, args: string[], what: string, stopSignal: NodeJS.Signals): { exited: () => string | undefined; stop: () => Promise<void> } {
-  // Its own process group: `runuser` sits between us and postgres, and both must go.
-  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+export interface ServerProcess {
+  pid: number;
+  exited: () => string | undefined;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts a server in its own process group and stops the whole group (SIGKILL after 5 s), also when
+ * this process exits. The tail of its output goes into the exit message.
+ */
+export function startProcess(cmd: string, args: string[], what: string, stopSignal: NodeJS.Signals, env?: NodeJS.ProcessEnv): ServerProcess {
+  // Its own process group: `runuser` (or `kc.sh`) sits between us and the server, and both must go.
+  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: env ?? process.env });
   const signal = (sig: NodeJS.Signals) => {
     try {
       process.kill(-child.pid!, sig);
@@ -55,19 +65,22 @@ function startProcess(cmd: string, args: string[], what: string, stopSignal: Nod
       /* already gone */
     }
   };
-  let stderr = '';
+  let output = '';
   let exit: string | undefined;
-  child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
+  const keep = (d: Buffer) => void (output = (output + d.toString()).slice(-4000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const orphanGuard = () => signal('SIGKILL'); // never outlive the process that started it
   process.once('exit', orphanGuard);
   const done = new Promise<void>((ok) =>
     child.once('exit', (code, sig) => {
-      exit = `${what} exited with ${sig ?? code}: ${stderr.trim()}`;
+      exit = `${what} exited with ${sig ?? code}: ${output.trim()}`;
       process.off('exit', orphanGuard);
       ok();
     }),
   );
   return {
+    pid: child.pid!,
     exited: () => exit,
     stop: async () => {
       if (exit === undefined) signal(stopSignal);
@@ -78,7 +91,7 @@ function startProcess(cmd: string, args: string[], what: string, stopSignal: Nod
   };
 }
 
-async function waitFor(what: string, exited: () => string | undefined, probe: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
+export async function waitFor(what: string, exited: () => string | undefined, probe: () => Promise<void>, timeoutMs = 20_000, everyMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const gone = exited();
@@ -87,7 +100,7 @@ async function waitFor(what: string, exited: () => string | undefined, probe: ()
       return await probe();
     } catch (err) {
       if (Date.now() > deadline) throw new Error(`${what} did not answer within ${timeoutMs} ms: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, everyMs));
     }
   }
 }
