@@ -1,6 +1,7 @@
 // What every provider shares: turning what happened into an ActionResult, refusing identities
-// Cordon must never touch, and narrowing a grant list without ever adding to it.
-import type { ActionResult, SuppressionAction } from '../../workflows/schemas';
+// Cordon must never touch, narrowing a grant list without ever adding to it, leaving ended
+// sessions out of dependents and secrets out of evidence.
+import type { ActionResult, Dependent, SuppressionAction } from '../../workflows/schemas';
 import { NotSupportedError } from './provider';
 
 /** `changes` lists what this call actually did; none means it was already in place. */
@@ -29,3 +30,28 @@ export function narrow(current: string[], keep: string[], onlyRemovesAccess: (g:
 }
 
 export const sameList = (a: string[], b: string[]) => a.length === b.length && a.every((g, i) => g === b[i]);
+
+/**
+ * Drops from `deps` what suppression already ended (`exclude`, typically the attacker's sessions):
+ * the same client at the same address, unless it was seen again after it was ended.
+ */
+export function excludeEnded(deps: Dependent[], exclude: Dependent[] = []): Dependent[] {
+  return deps.filter((d) => !exclude.some((e) => e.name === d.name && e.address === d.address && (!e.lastSeen || !d.lastSeen || d.lastSeen <= e.lastSeen)));
+}
+
+// Keys whose values are credentials (client secrets, private keys, passwords, registration tokens);
+// their metadata (`….creation.time`, `….expiration.time`) stays.
+const SECRET_KEY = /secret|password|passwd|private|registrationaccesstoken|^credentials$/i;
+const JWT = /^eyJ[\w-]*\.[\w-]*\./;
+
+/** A copy of `value` fit for evidence: secret-bearing keys and anything shaped like a JWT removed. */
+export function stripSecrets<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(stripSecrets) as T;
+  if (typeof value === 'string') return (JWT.test(value) ? '[removed: token]' : value) as T;
+  if (!value || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([k]) => !SECRET_KEY.test(k) || /time$/i.test(k))
+      .map(([k, v]) => [k, stripSecrets(v)]),
+  ) as T;
+}
