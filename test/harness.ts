@@ -2,7 +2,7 @@
 // queue, and a real worker running while a test body runs.
 import './quiet-runtime';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -52,6 +52,23 @@ export async function withWorker<T>(config: CordonConfig, fn: (ctx: WorkerContex
   } finally {
     await close();
   }
+}
+
+/** Fails if any of `secrets` appears in `text` as is, JSON-escaped or base64-encoded. */
+export function assertNoSecretsIn(text: string, secrets: string[], where: string): void {
+  assert.ok(secrets.length > 0, 'the scan needs at least one secret to look for');
+  for (const secret of secrets) {
+    for (const form of [secret, JSON.stringify(secret).slice(1, -1), Buffer.from(secret).toString('base64')]) {
+      assert.ok(!text.includes(form), `a secret appears in ${where}`);
+    }
+  }
+}
+
+/** Scans every evidence file under `evidenceDir` (what a containment captured) for `secrets`; returns how many. */
+export function assertNoSecretsInEvidence(evidenceDir: string, secrets: string[]): number {
+  const files = (readdirSync(evidenceDir, { recursive: true, withFileTypes: true }) as import('node:fs').Dirent[]).filter((e) => e.isFile());
+  for (const f of files) assertNoSecretsIn(readFileSync(join(f.parentPath, f.name), 'utf8'), secrets, `evidence ${f.name}`);
+  return files.length;
 }
 
 /**

@@ -229,6 +229,9 @@ const STEP_UP_ACTIONS = ['CONFIGURE_TOTP', 'UPDATE_PASSWORD'];
 // (Keycloak's default access-token lifespan is 5 minutes; the realm's own value needs view-realm).
 const TOKEN_WINDOW_S = 3600;
 const CORDON_LABEL = 'cordon:';
+/** Longer than a token request takes, so that one in flight during a logout has finished. */
+const RACE_SETTLE_MS = 250;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Events that hand out tokens: who used the identity. */
 const TOKEN_EVENTS = ['CLIENT_LOGIN', 'LOGIN', 'CODE_TO_TOKEN', 'REFRESH_TOKEN', 'TOKEN_EXCHANGE'];
 
@@ -396,10 +399,10 @@ export class KeycloakProvider implements IdentityProvider {
    * not-before); for a client, its not-before (refused by introspection from then on) and its
    * service account's sessions. Returns what ended.
    */
-  private async endSessions(f: Found, force = false): Promise<{ ended: Dependent[]; notBefore: boolean }> {
+  private async endSessions(f: Found, force = false, offline: SessionRep[] = []): Promise<{ ended: Dependent[]; notBefore: boolean }> {
     const r = f.ref.realm;
     const sessions = await this.sessions(r, f.user);
-    if (sessions.length && f.user) await this.api.call('POST', path`${r}/users/${f.user.id}/logout`);
+    if ((sessions.length || offline.length) && f.user) await this.logout(r, f.user, sessions, offline);
     const ended = this.asDependents(sessions);
     if (!f.client) return { ended, notBefore: false };
     const grants = await this.liveGrants(f);
@@ -412,6 +415,30 @@ export class KeycloakProvider implements IdentityProvider {
     const byAddress = new Map<string, Dependent>();
     for (const e of grants) if (!byAddress.has(e.ipAddress ?? '')) byAddress.set(e.ipAddress ?? '', { name: f.client.clientId, address: e.ipAddress, lastSeen: iso(e.time) });
     return { ended: [...ended, ...byAddress.values()], notBefore: true };
+  }
+
+  /**
+   * Logs a user out so that they stay out. Keycloak 26.7 can lose a logout to a refresh in flight:
+   * the session lives on in its cache, invisible to the admin API, and its refresh tokens keep
+   * working (seen here with a client refreshing in a loop). So the known sessions are deleted
+   * again once requests in flight have finished, and a second logout in a later second sets a
+   * not-before newer than any token the race could have minted.
+   */
+  private async logout(realm: string, user: UserRep, sessions: SessionRep[], offline: SessionRep[] = []): Promise<void> {
+    const logout = path`${realm}/users/${user.id}/logout`;
+    const again = () =>
+      Promise.all([
+        ...sessions.map((s) => this.api.call('DELETE', path`${realm}/sessions/${s.id}`, { allowMissing: true })),
+        ...offline.map((s) => this.api.call('DELETE', path`${realm}/sessions/${s.id}`, { query: { isOffline: true }, allowMissing: true })),
+      ]);
+    await this.api.call('POST', logout);
+    const t0 = Date.now();
+    await sleep(RACE_SETTLE_MS);
+    await again();
+    await sleep(Math.max(0, 1000 + RACE_SETTLE_MS - (Date.now() - t0)));
+    await this.api.call('POST', logout);
+    await sleep(RACE_SETTLE_MS);
+    await again();
   }
 
   private describeEnded(x: { ended: Dependent[]; notBefore: boolean }, f: Found): (string | false)[] {
@@ -436,20 +463,27 @@ export class KeycloakProvider implements IdentityProvider {
       case 'revoke-sessions':
       case 'revoke-tokens': {
         if (scope?.sessionId && f.user && !f.client) {
-          // One named session: it goes, with the tokens it issued; the rest stay.
+          // One named session: it goes, with the tokens it issued; the rest stay. Deleted again once
+          // a refresh in flight has finished (see logout()); without a not-before, the user's other sessions live on.
           const s = (await this.sessions(r, f.user)).find((x) => x.id === scope.sessionId);
-          if (s) await this.api.call('DELETE', path`${r}/sessions/${s.id}`, { allowMissing: true });
+          if (s) {
+            await this.api.call('DELETE', path`${r}/sessions/${s.id}`, { allowMissing: true });
+            await sleep(RACE_SETTLE_MS);
+            await this.api.call('DELETE', path`${r}/sessions/${s.id}`, { allowMissing: true });
+          }
           return { ...outcome(action, [s && `ended session ${s.id}`]), ended: s ? this.asDependents([s]) : [] };
         }
-        const x = await this.endSessions(f);
-        const changes = this.describeEnded(x, f);
-        if (action === 'revoke-tokens' && f.user) {
-          // Offline tokens outlive logout; revoking a client's consent removes them with it.
-          const consents = await this.consents(r, f.user);
-          for (const c of consents) await this.api.call('DELETE', path`${r}/users/${f.user.id}/consents/${c.clientId}`, { allowMissing: true });
-          changes.push(consents.length > 0 && `revoked offline tokens and consents for ${consents.map((c) => c.clientId).join(', ')}`);
-          x.ended.push(...consents.map((c) => ({ name: c.clientId, address: 'offline token', lastSeen: iso(c.lastUpdatedDate) })));
+        if (action === 'revoke-sessions' || !f.user) {
+          const x = await this.endSessions(f);
+          return { ...outcome(action, this.describeEnded(x, f)), ended: x.ended };
         }
+        // Offline sessions outlive a logout; revoking a client's consent removes them with it. The
+        // logout that follows puts a not-before past every offline token the attacker holds.
+        const [consents, offline] = [await this.consents(r, f.user), await this.offlineSessions(r, f.user)];
+        for (const c of consents) await this.api.call('DELETE', path`${r}/users/${f.user.id}/consents/${c.clientId}`, { allowMissing: true });
+        const x = await this.endSessions(f, false, offline);
+        const changes = [...this.describeEnded(x, f), consents.length > 0 && `revoked offline tokens and consents for ${consents.map((c) => c.clientId).join(', ')}`];
+        x.ended.push(...offline.flatMap((o) => Object.values(o.clients ?? {}).map((c) => ({ name: c, address: o.ipAddress, lastSeen: iso(o.lastAccess) }))));
         return { ...outcome(action, changes), ended: x.ended };
       }
       case 'force-step-up': {
