@@ -170,7 +170,7 @@ export function redisFixture(adminUrl: string, setupUrl: string): ProviderFixtur
 
 // ---- Keycloak: a user (password grant, refresh token) or a client (client credentials) -----------
 
-type TestKeycloak = NonNullable<ReturnType<typeof testKeycloak>>;
+export type TestKeycloak = NonNullable<ReturnType<typeof testKeycloak>>;
 const APP = 'test-app';
 export const APP_REDIRECT = 'http://127.0.0.1/callback';
 /** What every seeded identity holds: a realm role kept as the minimum, a high-risk realm role, a high-risk client role, a group. */
@@ -197,16 +197,18 @@ export function keycloakSetup(kc: TestKeycloak) {
   };
   return {
     api,
-    async user(username: string, password: string): Promise<string> {
+    async user(username: string, password: string, o: { grants?: boolean } = {}): Promise<string> {
       await api.call('POST', `${r}/users`, {
         body: { username, enabled: true, email: `${username}@cordon.test`, emailVerified: true, firstName: 'Test', lastName: username, credentials: [{ type: 'password', value: password, temporary: false }] },
       });
-      const [u] = await get<{ id: string }[]>('users', { username, exact: true });
-      await grant(u!.id);
+      if (o.grants !== false) {
+        const [u] = await get<{ id: string }[]>('users', { username, exact: true });
+        await grant(u!.id);
+      }
       return `${kc.realm}/user:${username}`;
     },
     /** A confidential client with a service account; its tokens name the resource server in `aud`, as introspection requires. */
-    async client(clientId: string, secret: string): Promise<string> {
+    async client(clientId: string, secret: string, o: { grants?: boolean } = {}): Promise<string> {
       await api.call('POST', `${r}/clients`, {
         body: {
           clientId, enabled: true, publicClient: false, clientAuthenticatorType: 'client-secret', secret, serviceAccountsEnabled: true,
@@ -214,9 +216,11 @@ export function keycloakSetup(kc: TestKeycloak) {
           protocolMappers: [{ name: 'audience-test-api', protocol: 'openid-connect', protocolMapper: 'oidc-audience-mapper', config: { 'included.client.audience': 'test-api', 'access.token.claim': 'true', 'introspection.token.claim': 'true' } }],
         },
       });
-      const [c] = await get<{ id: string }[]>('clients', { clientId, search: false });
-      const sa = await get<{ id: string }>(`clients/${c!.id}/service-account-user`);
-      await grant(sa.id);
+      if (o.grants !== false) {
+        const [c] = await get<{ id: string }[]>('clients', { clientId, search: false });
+        const sa = await get<{ id: string }>(`clients/${c!.id}/service-account-user`);
+        await grant(sa.id);
+      }
       return `${kc.realm}/client:${clientId}`;
     },
   };

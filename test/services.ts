@@ -76,9 +76,8 @@ export async function startTestServices(): Promise<TestServices> {
   };
 }
 
-/** The run's Keycloak as test files see it (undefined when this machine skips it). */
-export function testKeycloak() {
-  const e = process.env;
+/** The run's Keycloak as test files see it (undefined when this machine skips it); or the one whose `env()` is given. */
+export function testKeycloak(e: Record<string, string | undefined> = process.env) {
   if (!e.CORDON_KEYCLOAK_URL || !e.CORDON_TEST_KEYCLOAK_ISSUER || !e.CORDON_TEST_KEYCLOAK_SETUP_SECRET) return undefined;
   const issuer = e.CORDON_TEST_KEYCLOAK_ISSUER;
   return {
