@@ -211,7 +211,7 @@ async function launch(dist: string): Promise<LocalKeycloak> {
     ],
     'keycloak',
     'SIGTERM',
-    env,
+    { env, log: join(home, 'keycloak.log') },
   );
   const stop = async () => {
     await server.stop();

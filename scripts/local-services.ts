@@ -3,7 +3,7 @@
 // least-privilege admin account (the provider's connection) and a setup account for fixtures.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Client as PgClient } from 'pg';
@@ -53,11 +53,15 @@ export interface ServerProcess {
 
 /**
  * Starts a server in its own process group and stops the whole group (SIGKILL after 5 s), also when
- * this process exits. The tail of its output goes into the exit message.
+ * this process exits. Its output goes to `log` (a file, never a pipe: `npm test` blocks its event
+ * loop while the test files run, and a server writing into an undrained pipe stalls once it is
+ * full); the file's tail goes into the exit message.
  */
-export function startProcess(cmd: string, args: string[], what: string, stopSignal: NodeJS.Signals, env?: NodeJS.ProcessEnv): ServerProcess {
+export function startProcess(cmd: string, args: string[], what: string, stopSignal: NodeJS.Signals, o: { log: string; env?: NodeJS.ProcessEnv }): ServerProcess {
+  const fd = openSync(o.log, 'a', 0o600);
   // Its own process group: `runuser` (or `kc.sh`) sits between us and the server, and both must go.
-  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: env ?? process.env });
+  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', fd, fd], detached: true, env: o.env ?? process.env });
+  closeSync(fd);
   const signal = (sig: NodeJS.Signals) => {
     try {
       process.kill(-child.pid!, sig);
@@ -65,16 +69,19 @@ export function startProcess(cmd: string, args: string[], what: string, stopSign
       /* already gone */
     }
   };
-  let output = '';
+  const tail = () => {
+    try {
+      return readFileSync(o.log, 'utf8').slice(-4000).trim();
+    } catch {
+      return '';
+    }
+  };
   let exit: string | undefined;
-  const keep = (d: Buffer) => void (output = (output + d.toString()).slice(-4000));
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
   const orphanGuard = () => signal('SIGKILL'); // never outlive the process that started it
   process.once('exit', orphanGuard);
   const done = new Promise<void>((ok) =>
     child.once('exit', (code, sig) => {
-      exit = `${what} exited with ${sig ?? code}: ${output.trim()}`;
+      exit = `${what} exited with ${sig ?? code}: ${tail()}`;
       process.off('exit', orphanGuard);
       ok();
     }),
@@ -106,13 +113,13 @@ export async function waitFor(what: string, exited: () => string | undefined, pr
 }
 
 /** A server process that can be stopped and started again on the same data and port. */
-async function restartable(what: string, cmd: string, args: string[], probe: () => Promise<void>, stopSignal: NodeJS.Signals = 'SIGTERM') {
-  let current = startProcess(cmd, args, what, stopSignal);
+async function restartable(what: string, cmd: string, args: string[], log: string, probe: () => Promise<void>, stopSignal: NodeJS.Signals = 'SIGTERM') {
+  let current = startProcess(cmd, args, what, stopSignal, { log });
   await waitFor(what, current.exited, probe);
   return {
     halt: () => current.stop(),
     resume: async () => {
-      current = startProcess(cmd, args, what, stopSignal);
+      current = startProcess(cmd, args, what, stopSignal, { log });
       await waitFor(what, current.exited, probe);
     },
   };
@@ -147,6 +154,7 @@ export async function startPostgres(): Promise<LocalService> {
     'postgres',
     cmd,
     args,
+    join(dir, 'server.log'),
     async () => {
       const c = superuser();
       await c.connect();
@@ -211,7 +219,7 @@ export async function startRedis(): Promise<LocalService> {
     ].join('\n'),
     { mode: 0o600 },
   );
-  const server = await restartable('redis-server', exe, [conf], async () => {
+  const server = await restartable('redis-server', exe, [conf], join(dir, 'server.log'), async () => {
     const r = new Redis({ port, host: '127.0.0.1', password: setupPassword, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     r.on('error', () => undefined); // refused while starting: the probe's own rejection says so
     try {
