@@ -296,6 +296,19 @@ if (kc) {
       assert.match(r2.detail, /still effective through a group or composite role: realm-role:reports-viewer/);
     });
 
+    test('restore puts back a direct mapping of a role the identity still holds through a group', async () => {
+      const s = await f.seed();
+      const u = await usersApi(s.identityId);
+      const roles = (await setup.api.call<{ id: string; name: string }[]>('GET', `${kc.realm}/users/${u.id}/role-mappings/realm/composite`))!;
+      await setup.api.call('POST', `${kc.realm}/users/${u.id}/role-mappings/realm`, { body: roles.filter((r) => r.name === 'reports-viewer') });
+      const before = (await p.inspect(s.identityId)).grants;
+      assert.ok(before.includes('realm-role:reports-viewer') && before.includes('group:/finance'));
+      await p.restrict(s.identityId, ['group:/finance']);
+      assert.deepEqual((await p.inspect(s.identityId)).grants, ['group:/finance']);
+      await p.restore(s.identityId, before);
+      assert.deepEqual((await p.inspect(s.identityId)).grants, before);
+    });
+
     test('revoke-sessions makes offline tokens stale but leaves their sessions; revoke-tokens removes them and the consent, also for an attacker holding only an offline token', async () => {
       const s = await f.seed();
       const { name } = parseIdentity(s.identityId)!;

@@ -333,8 +333,15 @@ export class KeycloakProvider implements IdentityProvider {
   /** Finds what adding `grants` takes; refuses (before changing anything) if one no longer exists. */
   private async lookup(realm: string, user: UserRep, grants: string[]): Promise<Held[]> {
     const parsed = grants.map((g) => [g, parseGrant(g)] as const);
+    // Realm roles by name need view-realm; these two lists name every realm role, without it: the
+    // ones the user could be given, and the ones it holds already through a group or composite.
     const available = parsed.some(([, p]) => p.type === 'realm-role')
-      ? ((await this.api.call<RoleRep[]>('GET', path`${realm}/users/${user.id}/role-mappings/realm/available`)) ?? [])
+      ? (
+          await Promise.all([
+            this.api.call<RoleRep[]>('GET', path`${realm}/users/${user.id}/role-mappings/realm/available`),
+            this.api.call<RoleRep[]>('GET', path`${realm}/users/${user.id}/role-mappings/realm/composite`),
+          ])
+        ).flatMap((x) => x ?? [])
       : [];
     const missing: string[] = [];
     const out: Held[] = [];
