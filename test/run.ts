@@ -21,10 +21,12 @@ async function main(): Promise<number> {
   // Ctrl-C reaches the test process too (same process group); the servers (their own groups) are
   // stopped in `finally` once it has ended, instead of being left behind by an abrupt exit.
   let interrupted = false;
-  process.on('SIGINT', () => {
-    interrupted = true;
-    console.error('cordon test: interrupted; stopping the servers');
-  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      interrupted = true;
+      console.error(`cordon test: ${sig}; stopping the servers`);
+    });
+  }
   const t0 = Date.now();
   // The dev server and the provider servers start side by side; whichever fails, the others stop.
   const [server, provided] = await Promise.allSettled([
