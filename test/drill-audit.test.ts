@@ -40,14 +40,14 @@ class TwiceLab extends LabProvider {
 }
 
 test('a real worker applying each suppression twice is caught by the audit, not by the mutation count', async () => {
-  const config = isolatedConfig();
+  const config = isolatedConfig({ policy: policyWith([], { evidence: [], retainFor: '1h' }) });
   const lab = new TwiceLab(config.labFile);
   const s = signal();
   await lab.dir.seed({ [s.identityId]: labIdentity() });
   await withWorker(
     config,
     async ({ client }) => {
-      const { workflowId } = await submitSignal(client, s, { taskQueue: config.taskQueue, policy: policyWith([], { evidence: [], retainFor: '1h' }) });
+      const { workflowId } = await submitSignal(client, s, { taskQueue: config.taskQueue });
       await eventually(async () => (await describeContainment(client, workflowId)).position === 'suppressed', 'suppression');
       await client.workflow.getHandle(workflowId).terminate('test over');
     },

@@ -64,13 +64,13 @@ test('a secret in a row of the PostgreSQL evidence store fails the scan', { skip
 });
 
 test("what a real worker logs is scanned: a failing activity's message is in the worker log", async () => {
-  const config = isolatedConfig();
+  const config = isolatedConfig({ policy: policyWith([], { retainFor: '1h' }) });
   // The identity's id stands in for a secret that an error message carries into the log.
   const marker = `svc-${randomBytes(8).toString('hex')}`;
   const s = signal({ identityId: marker });
   await new LabProvider(config.labFile).dir.seed({ [marker]: labIdentity({ faults: { evidenceFails: true } }) });
   const workflowId = await withWorker(config, async ({ client }) => {
-    const { workflowId } = await submitSignal(client, s, { taskQueue: config.taskQueue, policy: policyWith([], { retainFor: '1h' }) });
+    const { workflowId } = await submitSignal(client, s, { taskQueue: config.taskQueue });
     await eventually(async () => (await describeContainment(client, workflowId)).actions.some((a) => a.outcome === 'failed'), 'the evidence capture to fail');
     await client.workflow.getHandle(workflowId).terminate('test over');
     return workflowId;

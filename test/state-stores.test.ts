@@ -18,7 +18,7 @@ import { describeContainment, submitSignal } from '../client/containments';
 import type { Policy } from '../workflows/policy';
 import type { Target } from '../workflows/schemas';
 import { closeTestEnv, isolatedConfig, withWorker } from './harness';
-import { eventually, labIdentity, policyWith, signal, timedLadder } from './fixtures';
+import { captured, eventually, labIdentity, policyWith, signal, timedLadder } from './fixtures';
 import { inCI, stateDatabase } from './services';
 
 after(closeTestEnv);
@@ -195,7 +195,7 @@ describe('the PostgreSQL state store (several workers)', { skip: !setupUrl && 'n
       const { workflowId } = await submitSignal(client, s, { taskQueue: config.taskQueue });
       return eventually(async () => {
         const st = await describeContainment(client, workflowId);
-        return st.position === 'disabled' && st.evidence.length === 3 && st;
+        return st.position === 'disabled' && captured(st) === 3 && st;
       }, 'the ladder to finish');
     });
     // Read through another worker's stores: nothing of it is in this worker's folder.
