@@ -289,7 +289,9 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
       .join('\n');
     // The UI (2.42) sizes its details frame to the body without the body's margins, so the last
     // ~15px are clipped: a trailing paragraph of one no-break space takes the clip, not an action.
-    return `${headline()}\n\n${facts.join(' · ')}${rb}\n\n**Last actions** (UTC, newest last; all of them: \`cordon describe\`)\n\n${last}\n\n\u00a0`;
+    // Who still depends on the identity is what an operator checks before clearing the gate.
+    const deps = state.waiting?.for === 'dependencies' ? `\n\n${md(state.waiting.detail.slice(0, 240))}` : '';
+    return `${headline()}${deps}\n\n${facts.join(' · ')}${rb}\n\n**Last actions** (UTC, newest last; all of them: \`cordon describe\`)\n\n${last}\n\n\u00a0`;
   };
 
   cancelRequested.catch((err: unknown) => {
