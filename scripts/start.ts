@@ -17,8 +17,8 @@ const Ports = z.object({
   CORDON_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8233),
 });
 
-function startWorker(env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'workers', 'main.ts')], { stdio: 'inherit', env, detached: true });
+function startNode(script: string, env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', join(ROOT, script)], { stdio: 'inherit', env, detached: true });
 }
 
 function exited(child: ChildProcess): Promise<number | null> {
@@ -49,15 +49,20 @@ async function main(): Promise<void> {
     console.log(`cordon:   gRPC  ${server.address}`);
     console.log(`cordon:   UI    ${server.uiAddress}/namespaces/default/workflows`);
   }
-  const worker = startWorker(workerEnv);
-  console.log('cordon: worker starting; try `npm run cordon -- demo` in another terminal. Ctrl-C stops everything.');
+  const worker = startNode('workers/main.ts', workerEnv);
+  // The HTTP API and Shared Signals endpoints, beside the worker and with the same settings.
+  const http = loadConfig().http;
+  const api = http.port ? startNode('server/main.ts', workerEnv) : undefined;
+  console.log(`cordon: worker starting${api ? `, HTTP API on http://${http.host}:${http.port}` : ''}; try \`npm run cordon -- demo\` in another terminal. Ctrl-C stops everything.`);
 
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`\ncordon: ${why}: stopping the worker, then the server`);
+    console.log(`\ncordon: ${why}: stopping the HTTP API and the worker, then the server`);
+    if (api && api.exitCode === null) api.kill('SIGTERM');
     if (worker.exitCode === null) worker.kill('SIGTERM');
+    if (api) await exited(api);
     await exited(worker);
     await server?.stop('SIGTERM');
     await devIssuer?.close();
@@ -67,6 +72,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('interrupted'));
   process.on('SIGTERM', () => void stop('terminated'));
   worker.once('exit', (code) => void stop(`worker exited (${code})`));
+  api?.once('exit', (code) => void stop(`HTTP API exited (${code})`));
   server?.process.once('exit', (code) => void stop(`temporal server exited (${code})`));
 }
 

@@ -8,6 +8,9 @@ import { LocalVault } from '../activities/secret-sink';
 import { loadOrCreateSealKey } from '../activities/command-seal';
 import { OperatorVerifier } from '../activities/operator-auth';
 import { loadApprovedPolicy } from '../activities/policy-store';
+import { loadSsfSettings } from '../activities/ssf-config';
+import { loadOrCreateSigningKey } from '../activities/ssf-keys';
+import { createTransmitActivities } from '../activities/ssf-transmit';
 import type { ApprovedPolicy } from '../workflows/contract';
 
 let bundle: Promise<WorkflowBundle> | undefined;
@@ -32,6 +35,9 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ work
   // Refuses to start on an invalid policy or sealing key, before anything polls.
   const policy = loadApprovedPolicy(o.config.policyFile);
   const seal = await loadOrCreateSealKey(o.config.dataDir, o.config.sealKeyFile);
+  // The receivers this worker pushes Cordon's SETs to; an invalid SSF file stops it here.
+  const ssf = loadSsfSettings(o.config.ssf.file);
+  const signing = await loadOrCreateSigningKey(o.config.dataDir, o.config.ssf.signingKeyFile);
   const providers = o.providers ?? createProviders(o.config);
   const activities = {
     ...createContainmentActivities({
@@ -41,6 +47,7 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ work
       policy,
       operators: new OperatorVerifier(o.config.oidc, seal.privateJwk),
     }),
+    ...createTransmitActivities({ settings: ssf, issuer: o.config.ssf.issuer, signingKey: signing.privateJwk }),
     noop,
   };
   const worker = await Worker.create({
