@@ -121,6 +121,11 @@ export async function buildServer(d: ServerDeps): Promise<CordonServer> {
             }
           : undefined,
       handler: async (req, reply) => {
+        const media = spec.bodyMediaType ?? 'application/json';
+        if (spec.body && (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== media) {
+          const message = `the body must be ${media}`;
+          return reply.code(415).send(isSsf(req) ? { err: 'invalid_request', description: message } : { error: 'unsupported_media_type', message });
+        }
         const issues: { path: string; message: string }[] = [];
         const parse = (where: string, schema: z.ZodType | undefined, value: unknown) => {
           if (!schema) return undefined;
