@@ -4,7 +4,9 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import type { CordonConfig } from '../activities/config';
 import { readSealPublicKey } from '../activities/command-seal';
-import { CommandRejectedError, CordonInputError, ListFilter, describeContainment, listContainments, planOf, sendCommand, submitSignal, type ContainmentSummary } from '../client/containments';
+import { CommandRejectedError, CordonInputError, ListFilter, describeContainment, listContainments, sendCommand, submitSignal, type ContainmentSummary } from '../client/containments';
+import { loadApprovedPolicy } from '../activities/policy-store';
+import { evaluatePolicy } from '../workflows/policy';
 import { COMMAND_ROLES } from '../workflows/roles';
 import { ContainmentState, IdentitySignal, OperatorCommand, Plan } from '../workflows/schemas';
 import { route, type RouteSpec } from './routes';
@@ -31,8 +33,12 @@ export const Accepted = z.object({
   acceptedAt: z.string(),
   /** The signal id was already seen by a closed containment: nothing changed. */
   duplicateOf: z.string().optional(),
-  /** The containment's plan (null when it could not be read in time; see GET /v1/containments/{id}). */
-  plan: Plan.nullable(),
+  /**
+   * The plan the approved policy gives this signal, evaluated as the worker's first step does (a
+   * containment already running keeps the harsher of its plan and this one). Absent for a duplicate.
+   */
+  plan: Plan.optional(),
+  policy: z.object({ version: z.string(), sha256: z.string() }),
 });
 
 export const ContainmentSummarySchema = z.object({
@@ -69,6 +75,8 @@ const errors = {
 };
 
 export function apiRoutes(client: Client, config: CordonConfig): RouteSpec[] {
+  // The same approved policy the workers load (CORDON_POLICY, or the shipped one).
+  const approved = loadApprovedPolicy(config.policyFile);
   return [
     route({
       method: 'POST',
@@ -82,8 +90,13 @@ export function apiRoutes(client: Client, config: CordonConfig): RouteSpec[] {
       handle: async ({ body }) => {
         const acceptedAt = new Date().toISOString();
         const r = await submitSignal(client, body, { taskQueue: config.taskQueue });
-        const plan = r.duplicateOf ? undefined : await planOf(client, r.workflowId, 5000);
-        return { status: 202, body: { containmentId: r.workflowId, runId: r.runId, signalId: r.signal.signalId, acceptedAt, ...(r.duplicateOf ? { duplicateOf: r.duplicateOf } : {}), plan: plan ?? null } };
+        // Evaluated here rather than queried from the containment: a query is a worker task, and
+        // intake must answer while workers are busy or down (Temporal has the signal durably).
+        const plan = r.duplicateOf ? undefined : evaluatePolicy(approved.policy, r.signal);
+        return {
+          status: 202,
+          body: { containmentId: r.workflowId, runId: r.runId, signalId: r.signal.signalId, acceptedAt, ...(r.duplicateOf ? { duplicateOf: r.duplicateOf } : {}), ...(plan ? { plan } : {}), policy: { version: approved.version, sha256: approved.sha256 } },
+        };
       },
     }),
     route({

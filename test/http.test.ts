@@ -75,6 +75,9 @@ describe('HTTP API', () => {
       const state = (await api.call('GET', `/v1/containments/${enc(first.body.containmentId)}`, { token: await operator('reader', ['responder']) })).body as ContainmentState;
       assert.equal(state.signals.length, 1);
       assert.equal(state.signalCount, 1);
+      // The plan in the answer is the one the worker chose, from the same approved policy.
+      assert.equal(first.body.policy.sha256, state.policy?.sha256);
+      assert.deepEqual(first.body.plan, state.plan);
     });
   });
 
