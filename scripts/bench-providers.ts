@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { CordonConfig } from '../activities/config';
 import { LabDirectory, LabProvider, type LabIdentityInput } from '../activities/providers/lab';
 import type { IdentityProvider } from '../activities/providers/provider';
-import type { EvidenceKind, IdentitySignal, Scope, SuppressionAction } from '../workflows/schemas';
+import type { Dependent, EvidenceKind, IdentitySignal, Receipt, Scope, SuppressionAction } from '../workflows/schemas';
 import { labIdentity } from '../test/fixtures';
 
 export interface BenchProvider {
@@ -66,12 +66,12 @@ export class ShardedLab implements IdentityProvider {
 
   inspect = (id: string) => this.of(id).inspect(id);
   suppress = (id: string, action: SuppressionAction, scope?: Scope) => this.of(id).suppress(id, action, scope);
-  liftSuppression = (id: string, action: SuppressionAction) => this.of(id).liftSuppression(id, action);
+  liftSuppression = (id: string, action: SuppressionAction, receipt?: Receipt) => this.of(id).liftSuppression(id, action, receipt);
   evidence = (id: string, kind: EvidenceKind) => this.of(id).evidence(id, kind);
   restrict = (id: string, keep: string[]) => this.of(id).restrict(id, keep);
   restore = (id: string, grants: string[]) => this.of(id).restore(id, grants);
-  setSecret = (id: string, secret: string) => this.of(id).setSecret(id, secret);
+  setSecret = (id: string, secret: string, loginBlock?: Receipt) => this.of(id).setSecret(id, secret, loginBlock);
   setEnabled = (id: string, enabled: boolean) => this.of(id).setEnabled(id, enabled);
-  dependents = (id: string) => this.of(id).dependents(id);
+  dependents = (id: string, exclude?: Dependent[]) => this.of(id).dependents(id, exclude);
   close = async () => undefined;
 }

@@ -9,6 +9,11 @@ import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { readSealPublicKey } from '../activities/command-seal';
 import { loadConfig, type CordonConfig } from '../activities/config';
+import { createContainmentActivities } from '../activities/containment';
+import { EvidenceStore } from '../activities/evidence-store';
+import { OperatorVerifier } from '../activities/operator-auth';
+import { loadApprovedPolicy } from '../activities/policy-store';
+import { LocalVault } from '../activities/secret-sink';
 import { sendCommand } from '../client/containments';
 import { DevIssuer } from '../client/dev-issuer';
 import type { Policy } from '../workflows/policy';
@@ -109,4 +114,15 @@ export async function assertNoSecretsInHistories(client: Client, workflowIds: st
     scanned++;
   }
   return scanned;
+}
+
+/** The activities a worker would run, over `providers`, without a worker (provider-level tests). */
+export function testActivities(providers: ProviderRegistry, dir: string) {
+  return createContainmentActivities({
+    providers,
+    evidence: new EvidenceStore(join(dir, 'evidence')),
+    secrets: new LocalVault(join(dir, 'vault')),
+    policy: loadApprovedPolicy(),
+    operators: new OperatorVerifier(loadConfig({}).oidc),
+  });
 }

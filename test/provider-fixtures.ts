@@ -23,6 +23,8 @@ export interface Seeded {
   keep: string[];
   /** The grants after restrict, when they are not exactly `keep` (rules that only deny stay). */
   narrowed?: string[];
+  /** A well-formed grant in the provider's notation that the identity does not hold. */
+  notHeld: string;
 }
 
 /** A live connection authenticated as the identity. */
@@ -33,6 +35,12 @@ export interface Connection {
   outside(): Promise<void>;
   /** Resolves with performance.now() when the server ends the connection (real servers only). */
   closed?: Promise<number>;
+  /**
+   * Sends a statement that carries `secret` over this connection, the way an owner's own tooling
+   * would (setting its password, re-authenticating): the server now holds it in its session state,
+   * so evidence taken from that state can be checked for it. Real servers only.
+   */
+  carry?(secret: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,8 +48,8 @@ export interface ProviderFixture {
   name: string;
   provider: IdentityProvider;
   seed(): Promise<Seeded>;
-  /** Opens a connection as the identity (a session the provider can see). */
-  connect(identityId: string, password: string): Promise<Connection>;
+  /** Opens a connection as the identity (a session the provider can see), named `client` (default attacker-tool) from 127.0.0.1. */
+  connect(identityId: string, password: string, client?: string): Promise<Connection>;
   /** An identity the provider must refuse to contain. */
   protectedId?: string;
   /** What a worker's configuration needs to reach the same system. */
@@ -63,15 +71,15 @@ export function labFixture(): ProviderFixture {
       const identityId = `svc-${randomUUID().slice(0, 8)}`;
       const secret = password();
       await dir.seed({ [identityId]: labIdentity({ credential: { id: 'cred-0', sha256: LabDirectory.hashSecret(secret), rotatedAt: new Date().toISOString() } }) });
-      return { identityId, password: secret, keep: ['orders:read'] };
+      return { identityId, password: secret, keep: ['orders:read'], notHeld: 'not-a-grant-it-had' };
     },
     // The lab has no wire protocol; a "connection" is a session record, checked against grants.
-    async connect(identityId, secret) {
+    async connect(identityId, secret, client = 'attacker-tool') {
       await dir.update((s) => {
         const i = s.identities[identityId]!;
         if (!i.enabled || i.credential?.sha256 !== LabDirectory.hashSecret(secret)) throw new Error('lab: login refused');
-        i.sessions.push({ id: `sess-${randomUUID().slice(0, 6)}`, device: 'attacker-tool', address: '127.0.0.1', startedAt: new Date().toISOString() });
-        i.dependents.push({ name: 'attacker-tool', address: '127.0.0.1' });
+        i.sessions.push({ id: `sess-${randomUUID().slice(0, 6)}`, device: client, address: '127.0.0.1', startedAt: new Date().toISOString() });
+        i.dependents.push({ name: client, address: '127.0.0.1' });
       });
       const need = async (grant: string) => {
         const i = (await dir.read()).identities[identityId]!;
@@ -115,15 +123,17 @@ export function postgresFixture(adminUrl: string, setupUrl: string): ProviderFix
       const secret = password();
       await setup.query(`CREATE ROLE ${identityId} LOGIN PASSWORD '${secret}'`);
       await setup.query(`GRANT SELECT ON orders TO ${identityId}; GRANT SELECT, INSERT ON payments TO ${identityId}; GRANT analytics TO ${identityId}`);
-      return { identityId, password: secret, keep: ['table:public.orders:SELECT'] };
+      return { identityId, password: secret, keep: ['table:public.orders:SELECT'], notHeld: 'table:public.customers:DELETE' };
     },
-    async connect(identityId, secret) {
-      const { client: c, closed, close } = await postgresAs(adminUrl, identityId, secret, 'attacker-tool');
+    async connect(identityId, secret, client = 'attacker-tool') {
+      const { client: c, closed, close } = await postgresAs(adminUrl, identityId, secret, client);
       return {
         closed,
         approved: async () => void (await c.query('SELECT count(*) FROM orders')),
         // Two ways beyond the minimum: a direct grant and a group membership.
         outside: async () => void (await c.query('SELECT (SELECT count(*) FROM payments) + (SELECT count(*) FROM customers)')),
+        // A role may set its own password; the statement text (literal included) is then the session's last query.
+        carry: async (secret) => void (await c.query(`ALTER ROLE CURRENT_USER PASSWORD ${pg.escapeLiteral(secret)}`)),
         close,
       };
     },
@@ -147,16 +157,19 @@ export function redisFixture(adminUrl: string, setupUrl: string): ProviderFixtur
       const identityId = `svc-${randomUUID().slice(0, 8)}`;
       const secret = password();
       // Explicit commands: Redis 7.0 prints category rules expanded, and keep lists use printed rules.
-      await setup.call('ACL', 'SETUSER', identityId, 'on', `>${secret}`, '~app:*', '~cache:*', '+get', '+set', '+del', '+ping');
+      // CLIENT SETNAME lets its clients name themselves, as most client libraries do on connect.
+      await setup.call('ACL', 'SETUSER', identityId, 'on', `>${secret}`, '~app:*', '~cache:*', '+get', '+set', '+del', '+ping', '+client|setname');
       await setup.call('ACL', 'SAVE'); // survives a server restart in outage drills
-      return { identityId, password: secret, keep: ['+get', '~app:*'], narrowed: ['-@all', '+get', '~app:*'] };
+      return { identityId, password: secret, keep: ['+get', '~app:*'], narrowed: ['-@all', '+get', '~app:*'], notHeld: '+flushall' };
     },
-    async connect(identityId, secret) {
-      const { client: c, closed, close } = await redisAs(adminUrl, identityId, secret, 'attacker-tool');
+    async connect(identityId, secret, client = 'attacker-tool') {
+      const { client: c, closed, close } = await redisAs(adminUrl, identityId, secret, client);
       return {
         closed,
         approved: async () => void (await c.get('app:1')),
         outside: async () => void (await c.set('app:1', 'x')),
+        // Re-authenticating on the open connection, as a client library does after a password change.
+        carry: async (secret) => void (await c.call('AUTH', identityId, secret)),
         close,
       };
     },
