@@ -25,7 +25,8 @@ const Transmitter = z
     algorithms: z.array(z.enum(SET_ALGORITHMS)).min(1).default(['RS256']),
     /** Event types this transmitter may send; another one is refused (access_denied). Default: any. */
     events: z.array(z.url()).min(1).optional(),
-    mapping: z.unknown().optional(),
+    /** How its events become signals (default: the shipped mapping). */
+    mapping: SsfMapping.optional(),
     /** A mapping file, relative to the SSF file. */
     mappingFile: z.string().min(1).optional(),
   })
@@ -52,14 +53,7 @@ const SsfFile = z
     transmitters: z.array(Transmitter).default([]),
     receivers: z.array(Receiver).default([]),
   })
-  .strict()
-  .superRefine((f, ctx) => {
-    const dup = (list: { name: string }[], key: 'transmitters' | 'receivers') =>
-      list.forEach((x, i) => list.findIndex((y) => y.name === x.name) < i && ctx.addIssue({ code: 'custom', path: [key, i, 'name'], message: `name "${x.name}" is used twice` }));
-    dup(f.transmitters, 'transmitters');
-    dup(f.receivers, 'receivers');
-    f.transmitters.forEach((t, i) => f.transmitters.findIndex((y) => y.issuer === t.issuer) < i && ctx.addIssue({ code: 'custom', path: ['transmitters', i, 'issuer'], message: `issuer ${t.issuer} is configured twice` }));
-  });
+  .strict();
 
 export type TransmitterConfig = Omit<z.infer<typeof Transmitter>, 'mapping' | 'mappingFile' | 'jwksFile'> & { mapping: SsfMapping; jwks?: { keys: unknown[] } };
 export type ReceiverConfig = z.infer<typeof Receiver>;
@@ -82,17 +76,30 @@ function readJson(path: string, what: string): unknown {
   }
 }
 
+/** Names and issuers used twice (checked on the raw document, so they are named beside every other problem). */
+function duplicates(document: unknown): string[] {
+  const out: string[] = [];
+  const list = (key: string) => {
+    const v = document && typeof document === 'object' ? (document as Record<string, unknown>)[key] : undefined;
+    return Array.isArray(v) ? v.map((x) => (x && typeof x === 'object' ? (x as Record<string, unknown>) : {})) : [];
+  };
+  for (const [key, field] of [['transmitters', 'name'], ['receivers', 'name'], ['transmitters', 'issuer']] as const) {
+    const values = list(key).map((x) => x[field]);
+    values.forEach((v, i) => v !== undefined && values.indexOf(v) < i && out.push(`${key}.${i}.${field}: "${String(v).slice(0, 100)}" is used twice`));
+  }
+  return out;
+}
+
 /** Parses an SSF document; `base` resolves the files it names. Throws naming every problem. */
 export function parseSsfSettings(document: unknown, base: string, where = 'SSF settings'): SsfSettings {
   const r = SsfFile.safeParse(document);
-  if (!r.success) throw new SsfConfigError(`${where}: ${describeIssues(r.error)}`);
-  const problems: string[] = [];
+  const problems = duplicates(document);
+  if (!r.success) throw new SsfConfigError(`${where}: ${[describeIssues(r.error), ...problems].join('; ')}`);
   const transmitters = r.data.transmitters.map((t, i) => {
     const { mapping: raw, mappingFile, jwksFile, ...rest } = t;
-    let mapping = DEFAULT_SSF_MAPPING;
+    let mapping = raw ?? DEFAULT_SSF_MAPPING;
     try {
       if (mappingFile) mapping = parseMapping(readJson(resolve(base, mappingFile), 'mapping'));
-      else if (raw !== undefined) mapping = parseMapping(raw);
     } catch (err) {
       if (!(err instanceof MappingError || err instanceof SsfConfigError)) throw err;
       problems.push(`transmitters.${i}.mapping: ${err.message}`);

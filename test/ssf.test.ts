@@ -16,6 +16,7 @@ import { containmentWorkflowId } from '../workflows/ids';
 import { CAEP, RISC } from '../workflows/ssf-events';
 import type { ContainmentState } from '../workflows/schemas';
 import { receiptWorkflowId } from '../server/ssf-receiver';
+import { SsfConfigError, parseSsfSettings } from '../activities/ssf-config';
 import { closeTestEnv, testEnv } from './harness';
 import { eventually, labIdentity, policyWith, timedLadder } from './fixtures';
 import { mintToken, withApi, type Api } from './http-harness';
@@ -107,6 +108,35 @@ async function exists(workflowId: string): Promise<boolean> {
   }
 }
 const receipt = async (iss: string, jti: string) => (await testEnv()).client.workflow.getHandle(receiptWorkflowId(iss, jti)).result();
+
+describe('the SSF file', () => {
+  test('an invalid file is refused with every problem named; the mapping is validated with it', () => {
+    assert.throws(
+      () =>
+        parseSsfSettings(
+          {
+            transmitters: [
+              { name: 'a', issuer: IDP, audience: AUD },
+              { name: 'a', issuer: IDP, jwksUrl: 'https://x.test/jwks', audience: AUD, algorithms: ['none'] },
+              { name: 'b', issuer: SCANNER, jwksUrl: 'https://x.test/jwks', audience: AUD, mapping: { version: 'm', subjects: { email: { provider: 'Lab!', identityKind: 'robot' } }, events: { 'not a uri': {} } } },
+            ],
+            receivers: [{ name: 'r', endpoint: 'ftp://x', audience: 'a', authorizationEnv: 'lower-case', events: ['account-enabled'] }],
+          },
+          tmpdir(),
+        ),
+      (err: Error) => {
+        assert.ok(err instanceof SsfConfigError);
+        const named = ['transmitters.0.jwksUrl', 'transmitters.1.name', 'transmitters.1.issuer', 'transmitters.1.algorithms', 'transmitters.2.mapping.subjects.email.provider', 'transmitters.2.mapping.subjects.email.identityKind'];
+        for (const want of [...named, 'transmitters.2.mapping.events', 'receivers.0.endpoint', 'receivers.0.authorizationEnv', 'receivers.0.events']) assert.match(err.message, new RegExp(want.replace(/\./g, '\\.')), want);
+        return true;
+      },
+    );
+    // A mapping file is read and validated the same way.
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-ssf-map-'));
+    writeFileSync(join(dir, 'm.json'), JSON.stringify({ version: 'm', subjects: {}, events: { [`${RISC}credential-compromise`]: { trigger: 'secret-exposed', confidence: 2, riskScore: 90 } } }));
+    assert.throws(() => parseSsfSettings({ transmitters: [{ name: 'c', issuer: SCANNER, jwksUrl: 'https://x.test/jwks', audience: AUD, mappingFile: 'm.json' }] }, dir), /transmitters\.0\.mapping: invalid SSF mapping: events\..*confidence/);
+  });
+});
 
 describe('Shared Signals receiver', () => {
   test('a RISC credential-compromise SET starts the mapped containment; a replayed jti is a no-op, also after a restart', async () => {
