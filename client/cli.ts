@@ -8,7 +8,7 @@ import { loadConfig } from '../activities/config';
 import { readSealPublicKey } from '../activities/command-seal';
 import { OperatorVerifier } from '../activities/operator-auth';
 import { loadApprovedPolicy, readPolicyFile } from '../activities/policy-store';
-import { LocalVault } from '../activities/secret-sink';
+import { openStateStores } from '../activities/stores';
 import { PolicyError } from '../workflows/policy';
 import { COMMANDS, CORDON_ROLES, type ContainmentState, type CordonRole } from '../workflows/schemas';
 import { connectClient } from './connection';
@@ -234,9 +234,14 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
         audit({ outcome: 'refused', reason: `role ${c.secretReaderRole} required`, ...principal });
         throw new CommandRejectedError(`reading a secret needs the ${c.secretReaderRole} role; ${who.username} has ${who.roles.join(', ') || 'none'}`);
       }
-      const r = await new LocalVault(c.vaultDir, c.vaultKey).read(ref);
-      audit({ outcome: 'read', ...principal });
-      console.log(r.secret);
+      const stores = openStateStores(c); // the same vault the workers write: files here, or PostgreSQL
+      try {
+        const r = await stores.secrets.read(ref);
+        audit({ outcome: 'read', ...principal });
+        console.log(r.secret);
+      } finally {
+        await stores.close();
+      }
     });
 
   program

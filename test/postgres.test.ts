@@ -11,7 +11,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import { PostgresProvider } from '../activities/providers/postgres';
 import type { Target } from '../workflows/schemas';
-import { testActivities } from './harness';
+import { testActivities } from './activities';
 import { availableFixtures, postgresFixture } from './provider-fixtures';
 
 const { missing } = availableFixtures();

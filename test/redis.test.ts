@@ -10,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import Redis from 'ioredis';
 import type { RedisProvider } from '../activities/providers/redis';
 import type { Target } from '../workflows/schemas';
-import { testActivities } from './harness';
+import { testActivities } from './activities';
 import { availableFixtures, redisFixture, type Connection } from './provider-fixtures';
 
 const { missing } = availableFixtures();
