@@ -167,7 +167,8 @@ describe('dependency gate', () => {
     ]);
     const dependents = [{ name: 'nightly payments job', address: '10.0.0.5' }];
     await scenario({ policy, identity: { ...labIdentity(), dependents } }, async (sc) => {
-      const waiting = await sc.until('dependency check', (s) => s.waiting?.for === 'dependencies');
+      // The gate opens before its first check answers: wait for the check's verdict, not the opening.
+      const waiting = await sc.until('dependency check', (s) => s.waiting?.for === 'dependencies' && s.waiting.detail.includes('dependent(s) still use'));
       assert.match(waiting.waiting!.detail, /1 dependent\(s\) still use .*: nightly payments job/);
       assert.equal((await sc.identity()).enabled, true);
       await sc.command('dependencies-cleared', 'job moved to its own service account');
