@@ -16,7 +16,12 @@ export interface BenchProvider {
   seed(config: CordonConfig, identityIds: readonly string[]): Promise<void>;
   /** Signal fields for this provider's identities; the benchmark adds identityId and signalId. */
   signal: Partial<IdentitySignal>;
+  /** The identity id for a benchmark name, where the provider writes ids its own way (Keycloak: `realm/user:name`). */
+  idFor?(name: string): string;
 }
+
+/** The identity ids a provider gets for the benchmark's names. */
+export const benchIds = (p: BenchProvider, names: readonly string[]) => names.map((n) => p.idFor?.(n) ?? n);
 
 export const labBench: BenchProvider = {
   name: 'lab',

@@ -26,9 +26,13 @@ function executable(p: string): boolean {
   }
 }
 
+/** The per-user cache kept across fresh clones (built tools, downloaded distributions). */
+export function userCacheDir(): string {
+  return process.env.CORDON_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'cordon');
+}
+
 export function userCacheBinary(): string {
-  const base = process.env.CORDON_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'cordon');
-  return join(base, `temporal-cli-${CLI_VERSION}`, 'temporal');
+  return join(userCacheDir(), `temporal-cli-${CLI_VERSION}`, 'temporal');
 }
 
 function onPath(): string | undefined {

@@ -1,5 +1,5 @@
-// The contract every provider keeps, run against each one (lab, and the real PostgreSQL and
-// Redis servers): every action is idempotent, restore is exact, missing identities are
+// The contract every provider keeps, run against each one (lab, and the real PostgreSQL, Redis
+// and Keycloak servers; Keycloak twice: a user and a service-account client): every action is idempotent, restore is exact, missing identities are
 // reported as such, protected identities are refused, evidence never holds a secret.
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
@@ -8,7 +8,7 @@ import { IdentityNotFoundError, NotSupportedError } from '../activities/provider
 import { EVIDENCE_KINDS, SUPPRESSION_ACTIONS, type Receipt } from '../workflows/schemas';
 import { availableFixtures, type ProviderFixture } from './provider-fixtures';
 
-const { fixtures, missing } = availableFixtures();
+const { fixtures, missing } = availableFixtures({ keycloak: true });
 if (missing.length) console.warn(`conformance: SKIPPING ${missing.join(', ')}: server not available on this machine (see test/services.ts)`);
 
 for (const make of fixtures) {
@@ -60,6 +60,7 @@ for (const make of fixtures) {
       }
       assert.equal((await p.inspect(s.identityId)).sessions, 0);
       await assert.rejects(conn.approved(), 'the session is dead');
+      // Lifting hands back the first call's receipt, as the workflow keeps it.
       for (const action of SUPPRESSION_ACTIONS) {
         await p.liftSuppression(s.identityId, action, receipts.get(action));
         assert.equal((await p.liftSuppression(s.identityId, action, receipts.get(action))).changed, false, `lift ${action} twice`);

@@ -1,6 +1,7 @@
 // What every provider shares: turning what happened into an ActionResult, refusing identities
 // Cordon must never touch, narrowing a grant list without ever adding to it, telling dependents
-// from the sessions suppression ended, and reading the running activity's cancellation.
+// from the sessions suppression ended, keeping secrets out of evidence, and reading the running
+// activity's cancellation.
 import { Context } from '@temporalio/activity';
 import type { ActionResult, Dependent, Receipt, SuppressionAction } from '../../workflows/schemas';
 import { InvalidInputError, NotSupportedError } from './provider';
@@ -80,3 +81,28 @@ export function activityContext(): Context | undefined {
 
 /** The running activity's cancellation, if any. Reaching it needs heartbeats, which the activity layer sends. */
 export const cancellation = (): AbortSignal | undefined => activityContext()?.cancellationSignal;
+
+/**
+ * Drops from `deps` what suppression already ended (`exclude`, typically the attacker's sessions):
+ * the same client at the same address, unless it was seen again after it was ended.
+ */
+export function excludeEnded(deps: Dependent[], exclude: Dependent[] = []): Dependent[] {
+  return deps.filter((d) => !exclude.some((e) => e.name === d.name && e.address === d.address && (!e.lastSeen || !d.lastSeen || d.lastSeen <= e.lastSeen)));
+}
+
+// Keys whose values are credentials (client secrets, private keys, passwords, registration tokens);
+// their metadata (`….creation.time`, `….expiration.time`) stays.
+const SECRET_KEY = /secret|password|passwd|private|registrationaccesstoken|^credentials$/i;
+const JWT = /^eyJ[\w-]*\.[\w-]*\./;
+
+/** A copy of `value` fit for evidence: secret-bearing keys and anything shaped like a JWT removed. */
+export function stripSecrets<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(stripSecrets) as T;
+  if (typeof value === 'string') return (JWT.test(value) ? '[removed: token]' : value) as T;
+  if (!value || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([k]) => !SECRET_KEY.test(k) || /time$/i.test(k))
+      .map(([k, v]) => [k, stripSecrets(v)]),
+  ) as T;
+}
