@@ -43,6 +43,8 @@ export interface ApiOptions {
   ssf?: unknown;
   http?: Partial<CordonConfig['http']>;
   ssfMaxAgeMs?: number;
+  /** Another OIDC issuer than the run's development one (the run's Keycloak), for the server and the worker. */
+  oidcIssuer?: string;
 }
 
 async function start(config: CordonConfig, o: ApiOptions, log: Record<string, unknown>[]) {
@@ -78,6 +80,7 @@ async function start(config: CordonConfig, o: ApiOptions, log: Record<string, un
 export async function withApi<T>(o: ApiOptions, fn: (api: Api) => Promise<T>): Promise<T> {
   const config = isolatedConfig({ policy: o.policy });
   config.http = { ...config.http, port: 0, ...o.http };
+  if (o.oidcIssuer) config.oidc = { ...config.oidc, issuer: o.oidcIssuer };
   if (o.ssf !== undefined) {
     const file = join(config.dataDir, 'ssf.json');
     writeFileSync(file, JSON.stringify(o.ssf));
