@@ -103,7 +103,7 @@ export function metaRoutes(d: { client: Client; config: CordonConfig; receiver: 
       },
       handle: async ({ body, req }) => {
         const a = await d.receiver.receive(body);
-        (req as { ssfOutcome?: unknown }).ssfOutcome = a.status === 202 ? { transmitter: a.transmitter, outcome: a.outcome } : { transmitter: a.transmitter, refused: a.err };
+        (req as { ssfOutcome?: unknown }).ssfOutcome = a.status === 202 ? { transmitter: a.transmitter, event: a.event, outcome: a.outcome } : { transmitter: a.transmitter, refused: a.err };
         return a.status === 202 ? { status: 202 } : { status: a.status, body: { err: a.err, description: a.description } };
       },
     }),

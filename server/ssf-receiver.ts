@@ -14,7 +14,7 @@ import { mapSet } from '../workflows/ssf-mapping';
 import type { SetReceipt } from '../workflows/ssf-receipt';
 
 export type PushAnswer =
-  | { status: 202; outcome: 'containment' | 'recorded' | 'duplicate'; transmitter: string; detail: string }
+  | { status: 202; outcome: 'containment' | 'recorded' | 'duplicate'; transmitter: string; event: string; detail: string }
   | { status: 400 | 503; err: PushErrorCode | 'temporarily_unavailable'; description: string; transmitter?: string };
 
 const refuse = (err: PushErrorCode, description: string, transmitter?: string): PushAnswer => ({ status: 400, err, description, transmitter });
@@ -75,7 +75,7 @@ export class SetReceiver {
     const workflowId = receiptWorkflowId(c.iss, c.jti);
     try {
       await this.client.workflow.getHandle(workflowId).describe();
-      return { status: 202, outcome: 'duplicate', transmitter: t.name, detail: `jti already received (${workflowId}): nothing changed` };
+      return { status: 202, outcome: 'duplicate', transmitter: t.name, event: type, detail: `jti already received (${workflowId}): nothing changed` };
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
@@ -109,7 +109,7 @@ export class SetReceiver {
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err; // a concurrent delivery of the same jti won
     }
-    return { status: 202, outcome: receipt.outcome, transmitter: t.name, detail: mapped.detail };
+    return { status: 202, outcome: receipt.outcome, transmitter: t.name, event: type, detail: mapped.detail };
   }
 
   private joseRefusal(err: unknown, t: TransmitterConfig): PushAnswer {
