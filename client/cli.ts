@@ -19,6 +19,7 @@ import { DevIssuer } from './dev-issuer';
 import { operatorToken, storeToken } from './operator-token';
 
 const EXIT = { error: 1, invalid: 2, rejected: 3 } as const;
+const LOGIN_ROLES = [...CORDON_ROLES, 'intake'] as const;
 
 function readJson(pathOrDash: string, what: string): unknown {
   let text: string;
@@ -145,24 +146,30 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
     .command('login')
     .description('DEVELOPMENT ONLY: mint a short-lived operator token from the embedded stack\'s local issuer')
     .requiredOption('--as <name>', 'the operator name to put in the token')
-    .requiredOption('--role <role>', `${CORDON_ROLES.join(' | ')}`, (v) => {
-      if (!(CORDON_ROLES as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${CORDON_ROLES.join(', ')}`);
-      return v as CordonRole;
+    .requiredOption('--role <role>', `${LOGIN_ROLES.join(' | ')} (intake: a machine client that submits signals over HTTP)`, (v) => {
+      if (!(LOGIN_ROLES as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${LOGIN_ROLES.join(', ')}`);
+      return v as CordonRole | 'intake';
     })
     .option('--ttl <minutes>', 'lifetime in minutes (at most 60)', (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1 || n > 60) throw new InvalidArgumentError('a whole number of minutes, 1 to 60');
       return n;
     }, 15)
-    .action(async (o: { as: string; role: CordonRole; ttl: number }) => {
+    .option('--print', 'print the token on standard output instead of storing it (for curl and other HTTP clients)')
+    .action(async (o: { as: string; role: CordonRole | 'intake'; ttl: number; print?: boolean }) => {
       const c = config();
       const dev = await DevIssuer.open(c.dataDir);
       const running = dev.running();
       if (!running) throw new CordonInputError('no local development issuer is running on this data folder: `npm start` runs one when no CORDON_OIDC_ISSUER is configured');
       if (c.oidc.issuer && c.oidc.issuer !== running.issuer) throw new CordonInputError(`an issuer is configured (${c.oidc.issuer}): get your token from it and pass --token-file; cordon login is for the embedded stack only`);
       if (!/^[A-Za-z0-9._@-]{1,64}$/.test(o.as)) throw new CordonInputError('--as is 1-64 letters, digits, . _ @ -');
-      const roles = o.role === 'lead' ? [c.oidc.roleNames.lead] : [c.oidc.roleNames.responder];
+      const roles = o.role === 'intake' ? [c.intakeRole] : [c.oidc.roleNames[o.role]];
       const token = await dev.mint({ issuer: running.issuer, audience: running.audience, username: o.as, roles, ttlSeconds: o.ttl * 60 });
+      if (o.print) {
+        console.error(`cordon: DEVELOPMENT token for ${o.as} (${o.role}), valid ${o.ttl} min`);
+        return console.log(token);
+      }
+      if (o.role === 'intake') throw new CordonInputError('an intake token is for HTTP clients: add --print');
       const file = storeToken(c, token);
       console.log(`cordon: DEVELOPMENT token for ${o.as} (${o.role}), valid ${o.ttl} min, stored in ${file}`);
     });

@@ -12,11 +12,12 @@ import { NativeConnection } from '@temporalio/worker';
 import { z } from 'zod';
 import { startDevIssuer } from '../client/dev-issuer';
 import { describeIssues } from '../workflows/schemas';
+import { intake, type IntakeResult } from './bench-intake';
 import { benchProviders } from './bench-providers';
 import { attackerCutoff, realBenchProviders, type Cutoff } from './bench-real-providers';
 import { engineFloor, evidenceFirst, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
 import { startDevServer } from './dev-server';
-import { Progress } from './measure';
+import { Progress, percentiles } from './measure';
 import { resolveTemporalCli } from './temporal-cli';
 
 const ROOT = resolve(__dirname, '..');
@@ -30,6 +31,10 @@ const Options = z.object({
   scale: z.coerce.number().int().min(1, 'scale is at least 1'),
   evidenceMs: z.coerce.number().int().min(0, 'evidence-ms is 0 or more'),
   skipScale: z.boolean().default(false),
+  intake: z.coerce.number().int().min(10, 'intake is at least 10 requests').max(100_000),
+  intakeConnections: z.coerce.number().int().min(1).max(512),
+  skipIntake: z.boolean().default(false),
+  onlyIntake: z.boolean().default(false),
   out: z.string().min(1),
 });
 type Options = z.infer<typeof Options>;
@@ -46,6 +51,7 @@ interface Report {
   evidenceFirst: EvidenceComparison;
   cost: LadderCost;
   scale?: ScaleResult;
+  intake?: IntakeResult;
 }
 
 function run(cmd: string, args: string[]): string {
@@ -83,9 +89,12 @@ function table(headers: string[], rows: Array<Array<string | number>>): string {
 function format(r: Report): string {
   const m = r.machine;
   const floorAt = new Map(r.engineFloor.map((f) => [f.concurrency, f]));
-  const out = [
+  const head = [
     `Cordon benchmark ${r.finishedAt}`,
     `${m.cores} cores (${m.cpu}), ${(m.totalMemoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${m.node}, ${m.temporalCli}, SDK ${m.temporalSdk}, commit ${m.gitCommit.slice(0, 12)}${m.gitDirty ? ' (dirty)' : ''}`,
+  ];
+  const out = r.options.onlyIntake ? head : [
+    ...head,
     '',
     'engine floor: start -> one no-op activity -> result (ms)',
     table(['concurrency', 'runs', 'p50', 'p95', 'p99', 'workflows/s'], r.engineFloor.map((f) => [f.concurrency, f.n, ms(f.p50), ms(f.p95), ms(f.p99), f.perSecond.toFixed(1)])),
@@ -117,6 +126,25 @@ function format(r: Report): string {
     '',
     `cost: ${r.cost.events} history events (${r.cost.historyBytes} bytes) per full timed ladder restrict -> rotate -> disable; engine floor ${r.cost.floorEvents} events`,
   ];
+  const i = r.intake;
+  if (i) {
+    out.push(
+      '',
+      `intake: ${i.requests} POST /v1/signals over HTTP on loopback (autocannon, ${i.connections} connections) for ${i.identities} identities, with repeats and duplicates`,
+      table(
+        ['measure', 'value'],
+        [
+          ['accepted', `${i.accepted} in ${i.seconds.toFixed(1)} s: ${i.acceptedPerSecond.toFixed(1)}/s (${i.errors} errors)`],
+          ['HTTP request -> 202 (ms)', `p50 ${ms(i.http.p50)}, p99 ${ms(i.http.p99)}, max ${ms(i.http.max)}`],
+          ['HTTP accept -> suppression acknowledged (ms)', `p50 ${ms(i.acceptToSuppressed.p50)}, p99 ${ms(i.acceptToSuppressed.p99)} (n ${i.acceptToSuppressed.n})`],
+          ['duplicates folded', `${i.duplicatesSent} sent again with a seen signalId: changed nothing`],
+          ['joins', `${i.joinsSent} further signals joined running containments`],
+          ['containments started', String(i.containmentsStarted)],
+          ['lost', String(i.lost)],
+        ],
+      ),
+    );
+  }
   const s = r.scale;
   if (s) {
     out.push(
@@ -148,6 +176,10 @@ async function main(argv: string[]): Promise<number> {
     .option('--scale <n>', 'containments parked at an approval gate', '10000')
     .option('--evidence-ms <ms>', 'lab evidence delay for the evidence-first comparison', '2000')
     .option('--skip-scale', 'skip the scale phase')
+    .option('--intake <n>', 'signals posted to the HTTP API in the intake phase', '300')
+    .option('--intake-connections <n>', 'HTTP connections of the intake load generator', '16')
+    .option('--skip-intake', 'skip the intake phase')
+    .option('--only-intake', 'run only the intake phase')
     .option('--out <dir>', 'where the JSON reports go', '.cordon/results')
     .parse(argv, { from: 'user' });
   const parsed = Options.safeParse(program.opts());
@@ -175,24 +207,33 @@ async function main(argv: string[]): Promise<number> {
       const issuer = await startDevIssuer(join(root, 'issuer'));
       const b: Bench = { client, connection, namespace: 'default', root, dbFile, progress, issuer };
       process.once('exit', () => void issuer.close());
-      const floor = await engineFloor(b, o.concurrency, o.runs);
-      const tts: Record<string, Rate[]> = {};
-      for (const p of benchProviders()) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
-      const real = await realBenchProviders();
-      const cutoffs: Cutoff[] = [];
-      try {
-        for (const p of real.providers) {
-          tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
-          cutoffs.push(await attackerCutoff(b, p, Math.min(o.runs, 50)));
+      if (o.onlyIntake) {
+        const intakeResult = await intake(b, { requests: o.intake, connections: o.intakeConnections });
+        progress.end();
+        const none = percentiles([]);
+        const empty: EvidenceComparison = { evidenceDelayMs: 0, concurrency: 0, parallel: none, evidenceFirst: none, ratio: { p50: NaN, p95: NaN } };
+        report = { startedAt, finishedAt: new Date().toISOString(), machine: machineFacts(cli.path), options: o, engineFloor: [], timeToSuppress: {}, attackerCutoff: [], skippedProviders: [], evidenceFirst: empty, cost: { events: 0, historyBytes: 0, byType: {}, floorEvents: 0 }, intake: intakeResult };
+      } else {
+        const floor = await engineFloor(b, o.concurrency, o.runs);
+        const tts: Record<string, Rate[]> = {};
+        for (const p of benchProviders()) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
+        const real = await realBenchProviders();
+        const cutoffs: Cutoff[] = [];
+        try {
+          for (const p of real.providers) {
+            tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
+            cutoffs.push(await attackerCutoff(b, p, Math.min(o.runs, 50)));
+          }
+        } finally {
+          await real.stop();
         }
-      } finally {
-        await real.stop();
+        const evidence = await evidenceFirst(b, o.runs, o.evidenceMs);
+        const cost = await ladderCost(b);
+        const intakeResult = o.skipIntake ? undefined : await intake(b, { requests: o.intake, connections: o.intakeConnections });
+        const scaled = o.skipScale ? undefined : await scale(b, o.scale);
+        progress.end();
+        report = { startedAt, finishedAt: new Date().toISOString(), machine: machineFacts(cli.path), options: o, engineFloor: floor, timeToSuppress: tts, attackerCutoff: cutoffs, skippedProviders: real.skipped, evidenceFirst: evidence, cost, scale: scaled, intake: intakeResult };
       }
-      const evidence = await evidenceFirst(b, o.runs, o.evidenceMs);
-      const cost = await ladderCost(b);
-      const scaled = o.skipScale ? undefined : await scale(b, o.scale);
-      progress.end();
-      report = { startedAt, finishedAt: new Date().toISOString(), machine: machineFacts(cli.path), options: o, engineFloor: floor, timeToSuppress: tts, attackerCutoff: cutoffs, skippedProviders: real.skipped, evidenceFirst: evidence, cost, scale: scaled };
     } finally {
       progress.end();
       await client.connection.close();

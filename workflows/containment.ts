@@ -34,8 +34,6 @@ import {
   describeIssues,
   type ActionRecord,
   type ActionResult,
-  type CommandType,
-  type CordonRole,
   type LadderPosition,
   type Principal,
   type Receipt,
@@ -46,6 +44,8 @@ import {
   type Waiting,
 } from './schemas';
 import { SA } from './search-attributes';
+import { COMMAND_ROLES } from './roles';
+import { securityEvents } from './transmit';
 
 export const V3_PATCH = 'v3-trusted-control-plane';
 
@@ -105,15 +105,8 @@ const POSITION_OF: Record<StageName, LadderPosition> = { restrict: 'restricted',
 /** Suppressions rollback can lift (revoked sessions and tokens stay revoked). */
 const LIFTABLE: SuppressionAction[] = ['revoke-sessions', 'block-high-risk-apis', 'force-step-up'];
 const CLOSED = ['aborted', 'rolled-back'];
-/** Who may give which command. Tokens' roles are mapped to these on the worker. */
-const MAY: Record<CommandType, CordonRole[]> = {
-  advance: ['responder', 'lead'],
-  hold: ['responder', 'lead'],
-  resume: ['responder', 'lead'],
-  'dependencies-cleared': ['responder', 'lead'],
-  abort: ['lead'],
-  rollback: ['lead'],
-};
+/** Who may give which command (shared with the HTTP API, which refuses earlier). */
+const MAY = COMMAND_ROLES;
 /** Action records kept in state; older ones move to the evidence store by hash. */
 const KEEP_ACTIONS = 60;
 const KEEP_SIGNALS = 20;
@@ -198,6 +191,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   const record = (action: string, actor: string, outcome: ActionRecord['outcome'], detail: string, extra: Partial<ActionRecord> = {}) => {
     state.actions.push({ action, actor, outcome, detail, ...extra, at: extra.at ?? now() });
   };
+  const ssf = securityEvents({ target, dryRun, record }); // SETs to receivers, never on the critical path
   const ruleActor = () => `policy:${state.plan.policyVersion}/${state.plan.rule}`;
   const failureText = (err: unknown) => (err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message);
 
@@ -498,6 +492,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
           if (r.ended?.length) receipts.ended = [...(receipts.ended ?? []), ...r.ended].slice(-50);
           if (r.evidence) state.evidence.push(r.evidence);
           record(`suppress:${a}`, ruleActor(), r.changed ? 'done' : 'unchanged', r.detail, { at: r.at });
+          if (a === 'revoke-sessions') ssf.emit('session-revoked');
           acknowledged.push(r.at ?? now());
         } catch (err) {
           suppressed.delete(a);
@@ -549,12 +544,14 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
           // With no login block of ours, an empty receipt tells the provider to leave logins as they are.
           const ref = await act.rotateCredential.executeWithOptions({ summary: `rotate: new credential for ${on}` }, [target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`, liftReceipts['revoke-sessions'] ?? {}]);
           receipts.rotated = ref;
+          ssf.emit('credential-change');
           return record('rotate', actor, 'done', `new credential in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})`);
         }
         case 'disable': {
           if (dryRun) return record('disable', actor, 'would-do', `would disable (enabled now: ${before.enabled}) and end ${before.sessions} session(s)`);
           receipts.enabledBefore ??= before.enabled;
           const r = await act.setEnabled.executeWithOptions({ summary: `disable: ${on}` }, [target, false]);
+          ssf.emit('account-disabled');
           return record('disable', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: { enabled: before.enabled }, after: { enabled: false }, at: r.at });
         }
       }
@@ -579,6 +576,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
       }
     }
     if (!tooLong()) return;
+    await ssf.settled();
     await condition(() => allHandlersFinished() && inflight === 0 && capturing === 0);
     const next: ContainmentInput = {
       signal: first,
@@ -868,6 +866,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   stopWaiting();
   publish();
   await capture;
+  await ssf.settled();
   await condition(() => allHandlersFinished() && inflight === 0);
   state.seen = [...seen]; // in the result only: a closed containment still recognises every signal it saw
   if (pending.length && !dryRun) {
