@@ -3,9 +3,9 @@
 // least-privilege admin account (the provider's connection) and a setup account for fixtures.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Client as PgClient } from 'pg';
 import Redis from 'ioredis';
 import { freePort } from './dev-server';
@@ -105,11 +105,22 @@ async function restartable(what: string, cmd: string, args: string[], probe: () 
   };
 }
 
-export async function startPostgres(): Promise<LocalService> {
+export interface PostgresOptions {
+  /**
+   * Keeps the cluster's data here across runs (created on first use) instead of a temporary
+   * folder that stop() removes. The accounts' passwords are new at every start.
+   */
+  dir?: string;
+}
+
+export async function startPostgres(o: PostgresOptions = {}): Promise<LocalService> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('PostgreSQL server binaries not found (Debian package "postgresql")');
   const t0 = Date.now();
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-pg-'));
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'cordon-pg-'));
+  // Parents stay traversable: as root the server runs as `postgres`, which must reach its folder.
+  mkdirSync(dirname(dir), { recursive: true });
+  mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o700);
   if (isRoot()) {
     const pg = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
@@ -117,10 +128,12 @@ export async function startPostgres(): Promise<LocalService> {
     chownSync(dir, Number(pg.stdout), Number(gid.stdout));
   }
   const data = join(dir, 'data');
-  // Sockets trust the local OS user (fixtures only); TCP, which Cordon uses, needs SCRAM passwords.
-  const [initCmd, initArgs] = asServiceUser(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-sync'], true);
-  const init = spawnSync(initCmd, initArgs, { encoding: 'utf8' });
-  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
+  if (!existsSync(join(data, 'PG_VERSION'))) {
+    // Sockets trust the local OS user (fixtures only); TCP, which Cordon uses, needs SCRAM passwords.
+    const [initCmd, initArgs] = asServiceUser(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-sync'], true);
+    const init = spawnSync(initCmd, initArgs, { encoding: 'utf8' });
+    if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
+  }
   const port = await freePort();
   const [cmd, args] = asServiceUser(
     join(bin, 'postgres'),
@@ -147,7 +160,8 @@ export async function startPostgres(): Promise<LocalService> {
   try {
     // Least privilege for Cordon: manage non-superuser roles, end their backends, read their
     // activity. Owners of objects whose grants it narrows add it to their role (see README).
-    await c.query(`CREATE ROLE cordon_admin LOGIN CREATEROLE PASSWORD '${password}'`);
+    const exists = (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'cordon_admin'`)).rowCount;
+    await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE cordon_admin LOGIN CREATEROLE PASSWORD '${password}'`);
     await c.query('GRANT pg_signal_backend, pg_read_all_stats TO cordon_admin');
   } finally {
     await c.end();
@@ -159,7 +173,7 @@ export async function startPostgres(): Promise<LocalService> {
     ...server,
     stop: async () => {
       await server.halt();
-      rmSync(dir, { recursive: true, force: true });
+      if (!o.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -25,9 +25,13 @@ function executable(p: string): boolean {
   }
 }
 
+/** Cordon's per-user cache: survives fresh clones, so binaries are built once per machine. */
+export function userCacheDir(): string {
+  return process.env.CORDON_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'cordon');
+}
+
 export function userCacheBinary(): string {
-  const base = process.env.CORDON_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'cordon');
-  return join(base, `temporal-cli-${CLI_VERSION}`, 'temporal');
+  return join(userCacheDir(), `temporal-cli-${CLI_VERSION}`, 'temporal');
 }
 
 function onPath(): string | undefined {
@@ -39,7 +43,7 @@ function onPath(): string | undefined {
 }
 
 /** Go ≥ 1.25 is what the CLI's go.mod asks for. */
-function goVersionOk(): boolean {
+export function goVersionOk(): boolean {
   try {
     const v = execFileSync('go', ['env', 'GOVERSION'], { encoding: 'utf8' }).trim(); // e.g. go1.26.8
     const m = /^go(\d+)\.(\d+)/.exec(v);
