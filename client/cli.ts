@@ -8,7 +8,7 @@ import { loadConfig } from '../activities/config';
 import { readSealPublicKey } from '../activities/command-seal';
 import { OperatorVerifier } from '../activities/operator-auth';
 import { loadApprovedPolicy, readPolicyFile } from '../activities/policy-store';
-import { LocalVault } from '../activities/secret-sink';
+import { openStateStores } from '../activities/stores';
 import { PolicyError } from '../workflows/policy';
 import { COMMANDS, CORDON_ROLES, type ContainmentState, type CordonRole } from '../workflows/schemas';
 import { connectClient } from './connection';
@@ -227,7 +227,9 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
         audit({ outcome: 'refused', reason: `role ${c.secretReaderRole} required`, ...principal });
         throw new CommandRejectedError(`reading a secret needs the ${c.secretReaderRole} role; ${who.username} has ${who.roles.join(', ') || 'none'}`);
       }
-      const r = await new LocalVault(c.vaultDir, c.vaultKey).read(ref);
+      // The workers' vault: PostgreSQL when CORDON_STATE_URL is set, so any host reads what any worker minted.
+      const stores = openStateStores(c);
+      const r = await stores.secrets.read(ref).finally(() => stores.close());
       audit({ outcome: 'read', ...principal });
       console.log(r.secret);
     });

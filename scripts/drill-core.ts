@@ -8,7 +8,7 @@ import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { LabDirectory, type LabIdentity } from '../activities/providers/lab';
+import { LabDirectory, type Call, type LabIdentity } from '../activities/providers/lab';
 import { CordonInputError, submitSignal } from '../client/containments';
 import { containmentWorkflowId } from '../workflows/ids';
 import { ContainmentState } from '../workflows/schemas';
@@ -71,8 +71,13 @@ export interface DrillReport {
   submitRetries: number;
   /** "<execution status> <containment status> <position>" → how many containments ended so. */
   finalStates: Record<string, number>;
-  /** An (identity, op) mutation applied more than once, or more runs than identities. */
+  /**
+   * An (identity, op) mutation applied more than once, a mutating call repeated beyond what a
+   * retry after a fault explains (see auditCalls), or more runs than identities.
+   */
   duplicates: string[];
+  /** Calls by a retried attempt that found the change in place: each explained by a fault (auditCalls). */
+  retriedCalls: number;
   /** Containments not accounted for (not closed where the plan ends, or a mutation never applied), with why. */
   lost: string[];
   /** A mutation no plan step asked for (a rollback, a re-enable). */
@@ -97,6 +102,8 @@ class WorkerProcess {
   private child?: ChildProcess;
   private stopped = false;
   crashes = 0;
+  /** When each worker process died (killed or by itself): what explains a retried call. */
+  readonly deaths: number[] = [];
 
   constructor(
     private readonly env: NodeJS.ProcessEnv,
@@ -115,6 +122,7 @@ class WorkerProcess {
     child.once('exit', (code, sig) => {
       if (this.child !== child || this.stopped) return;
       this.crashes++;
+      this.deaths.push(Date.now());
       this.onEvent(`worker exited by itself (${sig ?? code}); restarting it`);
       if (this.crashes <= 10) this.start().catch(() => undefined); // its own exit is reported the same way
     });
@@ -133,6 +141,7 @@ class WorkerProcess {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     this.child = undefined; // an exit we asked for is not a crash
     const gone = new Promise((ok) => child.once('exit', ok));
+    this.deaths.push(Date.now()); // before the signal: no call of this process can come after it
     killGroup(child);
     await gone;
   }
@@ -162,6 +171,55 @@ function notContained(i: LabIdentity | undefined): string | undefined {
     i.credential?.id === 'cred-original' && 'credential not rotated',
   ].filter(Boolean);
   return wrong.length ? wrong.join(', ') : undefined;
+}
+
+/**
+ * Which mutating calls in the lab's journal are duplicates. The journal records every call, the
+ * ones that changed nothing too, with the activity attempt that made it. For each identity and
+ * op (one containment per identity in the drill):
+ * - one activity may ask for it. A second activity (another activity id or run) means the
+ *   workflow ran the step again: a duplicate even when the second call changed nothing.
+ * - Within that activity, a later call must come from a later attempt, and a fault (a worker
+ *   killed or dead, or the server killed) must fall between the two calls. That is the retry a
+ *   kill explains: the first attempt applied the change and died, or its report was lost with
+ *   the server, and the retry found the change in place. A later attempt with no fault between
+ *   is a retry nothing in the drill explains; the same attempt calling twice is the activity
+ *   repeating itself. Both are duplicates.
+ * Calls made outside an activity (seeding, tests) are not judged. `faults` are epoch ms; a
+ * fault up to `slackMs` before the earlier call still counts (it is timed just before the kill).
+ */
+export function auditCalls(calls: readonly Call[], faults: readonly number[], slackMs = 1000): string[] {
+  const found: string[] = [];
+  const groups = new Map<string, Call[]>();
+  for (const c of calls) {
+    if (c.activityId === undefined) continue;
+    const key = `${c.identity}\u0000${c.op}`;
+    groups.set(key, [...(groups.get(key) ?? []), c]);
+  }
+  for (const list of groups.values()) {
+    const { identity, op } = list[0]!;
+    const executions = new Map<string, Call[]>();
+    for (const c of list) {
+      const key = `${c.runId}/${c.activityId}`;
+      executions.set(key, [...(executions.get(key) ?? []), c]);
+    }
+    if (executions.size > 1) {
+      found.push(`${identity}: ${op} requested by ${executions.size} activities (${[...executions.keys()].join(', ')}), ${list.filter((c) => c.changed).length} of the calls changing something`);
+      continue;
+    }
+    const byOrder = [...list].sort((a, b) => a.seq - b.seq);
+    for (let i = 1; i < byOrder.length; i++) {
+      const prev = byOrder[i - 1]!;
+      const cur = byOrder[i]!;
+      const [from, to] = [Date.parse(prev.at), Date.parse(cur.at)];
+      if ((cur.attempt ?? 1) <= (prev.attempt ?? 1)) {
+        found.push(`${identity}: ${op}: attempt ${cur.attempt} of activity ${cur.activityId} applied it twice (${prev.at}, ${cur.at})`);
+      } else if (!faults.some((f) => f >= from - slackMs && f <= to)) {
+        found.push(`${identity}: ${op} repeated by attempt ${cur.attempt} at ${cur.at} (after attempt ${prev.attempt} at ${prev.at}) with no worker kill or server restart between`);
+      }
+    }
+  }
+  return found.sort();
 }
 
 export async function runDrill(o: DrillOptions): Promise<DrillReport> {
@@ -217,6 +275,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     submitRetries: 0,
     finalStates: {},
     duplicates: [],
+    retriedCalls: 0,
     lost: [],
     unexpected: [],
     durationSeconds: 0,
@@ -224,6 +283,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   };
   let submitted = 0;
   let verified = false;
+  const serverKills: number[] = [];
   const count = async (query: string) => (await client.workflow.count(`TaskQueue = "${taskQueue}" AND ${query}`)).count;
   const ticker = setInterval(() => {
     count("ExecutionStatus != 'Running'").then(
@@ -271,6 +331,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
       const pause = 200 + rand() * 1800;
       if (f === 'server') {
         say(`${at(Date.now())} dev server killed (SIGKILL)`);
+        serverKills.push(Date.now());
         await server.stop('SIGKILL');
         await sleep(pause);
         server = await startDevServer({ cli: cli.path, dbFile, port, headless: true, detached: true });
@@ -343,6 +404,10 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
       if (problems.length) report.lost.push(`${id}: ${problems.join('; ')}`);
     });
     for (const identity of journal.keys()) if (!ids.includes(identity)) report.unexpected.push(`${identity}: mutated, but no containment was asked for`);
+    // Repeats that changed nothing are invisible above; every call, no-op or not, is audited here.
+    const calls = state.calls.filter((c) => ids.includes(c.identity));
+    report.duplicates.push(...auditCalls(calls, [...worker.deaths, ...serverKills]));
+    report.retriedCalls = calls.filter((c) => (c.attempt ?? 1) > 1 && !c.changed).length;
     const runs = await count('WorkflowType = "containment"');
     if (runs > ids.length) report.duplicates.push(`${runs} workflow runs for ${ids.length} identities`);
     report.workerCrashes = worker.crashes;

@@ -25,7 +25,7 @@ function format(r: DrillReport): string {
     ['outage seconds', `${r.outageSeconds.toFixed(1)} with a worker running (lab down ${r.labDownSeconds.toFixed(1)} s in all)`],
     ['signal retries', String(r.submitRetries)],
     ['final states', Object.entries(r.finalStates).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'],
-    ['duplicate mutations', String(r.duplicates.length)],
+    ['duplicate mutations', `${r.duplicates.length} (retried no-op calls explained by a fault: ${r.retriedCalls})`],
     ['lost', String(r.lost.length)],
     ['unexpected mutations', String(r.unexpected.length)],
     ['duration', `${r.durationSeconds.toFixed(1)} s`],

@@ -35,33 +35,53 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+export interface ProgressOptions {
+  /** Clock, for tests. */
+  now?: () => number;
+  /** Off a terminal: a phase that reaches no milestone for this long prints a line anyway. */
+  heartbeatMs?: number;
+}
+
+/** Off a terminal, a phase prints when it reaches one of these fractions (and when it starts over). */
+const MILESTONES = [0, 0.25, 0.5, 0.75, 1];
+
 /**
- * `\r[#####.....] 45% phase detail` on a terminal, redrawn at most every 100 ms; elsewhere (CI logs) one
- * line per 10 % so a log is not flooded. note() prints a line above the bar.
+ * Progress on stderr (stdout is kept for results). On a terminal: one `[#####.....] 45% phase
+ * detail` line redrawn in place, at most every 100 ms. Anywhere else (CI logs): a line per phase at
+ * 0, 25, 50, 75 and 100 %, tracked per phase so interleaved phases cannot flood the log, plus a
+ * line when a phase has been silent for a minute, so a long wait still shows it is alive.
+ * note() prints a line above the bar; tick() is for work without a known total.
  */
 export class Progress {
   private shown = '';
-  private lastDraw = 0;
-  private lastDecile = -1;
-  private lastPhase = '';
+  private lastDraw = -Infinity;
+  /** Off a terminal, per phase: the last milestone printed and when the phase last printed. */
+  private readonly phases = new Map<string, { milestone: number; printedAt: number }>();
+  private readonly now: () => number;
+  private readonly heartbeatMs: number;
 
-  constructor(private readonly out: NodeJS.WriteStream = process.stderr) {}
+  constructor(
+    private readonly out: NodeJS.WriteStream = process.stderr,
+    o: ProgressOptions = {},
+  ) {
+    this.now = o.now ?? Date.now;
+    this.heartbeatMs = o.heartbeatMs ?? 60_000;
+  }
 
   update(phase: string, done: number, total: number, detail = ''): void {
-    const fraction = total > 0 ? Math.min(1, done / total) : 1;
+    const fraction = total > 0 ? Math.max(0, Math.min(1, done / total)) : 1;
     const filled = Math.round(fraction * 20);
     const line = `[${'#'.repeat(filled)}${'.'.repeat(20 - filled)}] ${String(Math.floor(fraction * 100)).padStart(3)}% ${phase}${detail && ` ${detail}`}`;
-    if (this.out.isTTY) {
-      if (Date.now() - this.lastDraw < 100 && done < total) return;
-      this.lastDraw = Date.now();
-      this.draw(line);
-      return;
-    }
-    const decile = Math.floor(fraction * 10);
-    if (decile === this.lastDecile && phase === this.lastPhase) return;
-    this.lastDecile = decile;
-    this.lastPhase = phase;
-    this.out.write(`${line}\n`);
+    if (this.out.isTTY) return this.redraw(line, fraction >= 1);
+    const milestone = MILESTONES.filter((m) => fraction >= m).length - 1;
+    this.milestone(phase, line, milestone);
+  }
+
+  /** Work without a known total (a build): redrawn on a terminal, a heartbeat line elsewhere. */
+  tick(phase: string, detail = ''): void {
+    const line = `${phase}${detail && ` ${detail}`}`;
+    if (this.out.isTTY) return this.redraw(line, false);
+    this.milestone(phase, line, 0);
   }
 
   note(text: string): void {
@@ -72,10 +92,25 @@ export class Progress {
     this.draw(bar);
   }
 
-  /** Clears the bar so that what follows starts on a clean line. */
+  /** Clears the bar so that what follows starts on a clean line; phases may start again after it. */
   end(): void {
     if (this.out.isTTY && this.shown) this.draw('');
-    this.lastDecile = -1;
+    this.phases.clear();
+  }
+
+  private redraw(line: string, final: boolean): void {
+    if (this.now() - this.lastDraw < 100 && !final) return;
+    this.lastDraw = this.now();
+    this.draw(line);
+  }
+
+  /** Prints at a new milestone, when the phase starts over (a lower one), or after a silence. */
+  private milestone(phase: string, line: string, milestone: number): void {
+    const seen = this.phases.get(phase);
+    const now = this.now();
+    if (seen && milestone === seen.milestone && now - seen.printedAt < this.heartbeatMs) return;
+    this.phases.set(phase, { milestone, printedAt: now });
+    this.out.write(`${line}\n`);
   }
 
   private draw(line: string): void {

@@ -6,6 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
+import { Progress } from './measure';
 
 /** v1.6.0 and later carry a `replace` directive in go.mod, which `go install module@version` refuses. */
 export const CLI_VERSION = 'v1.5.1';
@@ -69,16 +70,20 @@ export async function buildWithGo(dest = userCacheBinary()): Promise<string> {
     const child = spawn('go', ['install', '-v', MODULE], { env: { ...process.env, GOBIN: gobin }, stdio: ['ignore', 'ignore', 'pipe'] });
     let packages = 0;
     let tail = '';
+    const progress = new Progress(process.stderr, { heartbeatMs: 30_000 });
+    const tick = () => progress.tick('  go install', `${packages} steps, ${Math.round((Date.now() - started) / 1000)}s`);
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => {
       tail = (tail + chunk).slice(-4000);
       packages += chunk.split('\n').filter(Boolean).length;
-      if (process.stderr.isTTY) process.stderr.write(`\r  ${packages} steps, ${Math.round((Date.now() - started) / 1000)}s `);
+      tick();
     });
-    const ticker = process.stderr.isTTY ? undefined : setInterval(() => process.stderr.write(`  ...${packages} steps, ${Math.round((Date.now() - started) / 1000)}s\n`), 30_000);
+    // A quiet stretch (linking) still shows the build is alive.
+    const ticker = setInterval(tick, 5_000);
     child.on('error', fail);
     child.on('exit', (code) => {
-      if (ticker) clearInterval(ticker);
+      clearInterval(ticker);
+      progress.end();
       if (code === 0) return ok();
       const hint = /checksum database|sum\.golang/.test(tail) ? '\n(the Go checksum database could not be reached: retry with GOSUMDB=off for this command only)' : '';
       fail(new Error(`go install ${MODULE} failed (exit ${code}):\n${tail}${hint}`));

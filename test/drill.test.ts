@@ -18,5 +18,5 @@ test('a small drill loses no containment and applies no mutation twice', { timeo
   assert.equal(r.workerKills, SMALL_DRILL.workerKills);
   assert.equal(r.serverRestarts, SMALL_DRILL.serverRestarts);
   assert.ok(r.outageSeconds > 0, `the lab outage overlapped no running worker (${r.outageSeconds} s)`);
-  t.diagnostic(`${r.containments} containments, ${r.workerKills} worker kills, ${r.serverRestarts} server restart(s), ${r.outageSeconds.toFixed(1)} s lab outage, ${r.durationSeconds.toFixed(1)} s`);
+  t.diagnostic(`${r.containments} containments, ${r.workerKills} worker kills, ${r.serverRestarts} server restart(s), ${r.outageSeconds.toFixed(1)} s lab outage, ${r.retriedCalls} retried no-op calls explained by a fault, ${r.durationSeconds.toFixed(1)} s`);
 });

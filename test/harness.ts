@@ -1,12 +1,14 @@
 // Per-test-file helpers: a client on the run's dev server, an isolated data folder and task
-// queue, and a real worker running while a test body runs.
-import './quiet-runtime';
+// queue, a real worker running while a test body runs, and the secret scan.
+import { workerLog } from './quiet-runtime';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Runtime } from '@temporalio/worker';
 import { readSealPublicKey } from '../activities/command-seal';
 import { loadConfig, type CordonConfig } from '../activities/config';
 import { sendCommand } from '../client/containments';
@@ -14,7 +16,10 @@ import { DevIssuer } from '../client/dev-issuer';
 import type { Policy } from '../workflows/policy';
 import type { CordonRole } from '../workflows/schemas';
 import type { ProviderRegistry } from '../activities/providers/registry';
+import { PgState } from '../activities/state-store';
 import { createCordonWorker } from '../workers/worker';
+
+workerLog.capture(); // the secret scan reads what this process's workers logged
 
 let envPromise: Promise<TestWorkflowEnvironment> | undefined;
 
@@ -32,6 +37,9 @@ export async function closeTestEnv(): Promise<void> {
 }
 
 let counter = 0;
+/** Every configuration this file made: the secret scan reads all their vaults and evidence. */
+const configs: CordonConfig[] = [];
+
 /**
  * A configuration with its own data folder and task queue, so test files never share state. Its
  * worker approves `policy` (written to a file in the data folder, as an operator would) and
@@ -42,12 +50,14 @@ export function isolatedConfig(overrides: Partial<CordonConfig> & { policy?: Pol
   const dataDir = mkdtempSync(join(tmpdir(), 'cordon-test-'));
   const policyFile = policy ? join(dataDir, 'policy.json') : undefined;
   if (policyFile) writeFileSync(policyFile, JSON.stringify(policy));
-  return {
+  const config = {
     ...loadConfig({ CORDON_DATA_DIR: dataDir, CORDON_OIDC_ISSUER: process.env.CORDON_OIDC_ISSUER, CORDON_OIDC_AUDIENCE: process.env.CORDON_OIDC_AUDIENCE, ...(policyFile ? { CORDON_POLICY: policyFile } : {}) }),
     taskQueue: `cordon-test-${process.pid}-${++counter}`,
     metricsPort: 0,
     ...rest,
   };
+  configs.push(config);
+  return config;
 }
 
 let issuer: Promise<DevIssuer> | undefined;
@@ -90,23 +100,83 @@ export async function withWorker<T>(config: CordonConfig, fn: (ctx: WorkerContex
   }
 }
 
+/** The forms a secret may take in text: as is, JSON-escaped, base64 (payloads), base64url. */
+function forms(secret: string): string[] {
+  const b = Buffer.from(secret);
+  return [...new Set([secret, JSON.stringify(secret).slice(1, -1), b.toString('base64').replace(/=+$/, ''), b.toString('base64url')])];
+}
+
+/** Every base64 run in the text decoded (payload data), so an encoded secret is seen too. */
+function withDecoded(text: string): string {
+  const decoded = [...text.matchAll(/[A-Za-z0-9+/]{16,}={0,2}/g)].map((m) => Buffer.from(m[0], 'base64').toString('utf8'));
+  return decoded.length ? `${text}\n${decoded.join('\n')}` : text;
+}
+
+/** Every file under `dir` (none if it does not exist), whatever its name. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const names = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return names.filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
+}
+
+export interface SecretScan {
+  workflows: number;
+  logLines: number;
+  evidenceFiles: number;
+  vaultFiles: number;
+  stateRows: number;
+}
+
 /**
- * Fails if any of `secrets` appears in the history of any of the workflows, in any encoding a
- * payload might use (plain, JSON-escaped, base64).
+ * Fails if any of `secrets` appears, in any form a payload or a log might use (plain,
+ * JSON-escaped, base64), in: the histories of `workflowIds`; what this process's workers logged
+ * (every entry from DEBUG up, with its metadata); every file of the evidence store and the vault of
+ * every configuration this file made (the vault may hold only ciphertext); and the PostgreSQL
+ * state tables of those configured with one.
  */
-export async function assertNoSecretsInHistories(client: Client, workflowIds: string[], secrets: string[]): Promise<number> {
+export async function assertNoSecrets(client: Client, workflowIds: string[], secrets: string[]): Promise<SecretScan> {
   assert.ok(secrets.length > 0, 'the scan needs at least one secret to look for');
-  let scanned = 0;
+  const scan: SecretScan = { workflows: 0, logLines: 0, evidenceFiles: 0, vaultFiles: 0, stateRows: 0 };
+  const check = (where: string, text: string) => {
+    const haystack = withDecoded(text);
+    for (const secret of secrets) for (const form of forms(secret)) assert.ok(!haystack.includes(form), `a secret appears in ${where}`);
+  };
   for (const id of workflowIds) {
-    const history = await client.workflow.getHandle(id).fetchHistory();
-    const text = JSON.stringify(history);
-    const decoded = [...text.matchAll(/"data":"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).join('\n');
-    for (const secret of secrets) {
-      for (const form of [secret, Buffer.from(secret).toString('base64')]) {
-        assert.ok(!text.includes(form) && !decoded.includes(form), `a secret appears in the history of ${id}`);
+    check(`the history of ${id}`, JSON.stringify(await client.workflow.getHandle(id).fetchHistory()));
+    scan.workflows++;
+  }
+  Runtime.instance().flushLogs(); // forwarded entries wait in a buffer for about 100 ms
+  for (const line of workerLog.lines()) {
+    check(`the worker log: ${line.slice(0, 200)}`, line);
+    scan.logLines++;
+  }
+  for (const c of configs) {
+    for (const f of await filesUnder(c.evidenceDir)) {
+      check(`the evidence file ${f}`, await readFile(f, 'utf8'));
+      scan.evidenceFiles++;
+    }
+    for (const f of await filesUnder(c.vaultDir)) {
+      check(`the vault file ${f}`, await readFile(f, 'utf8'));
+      scan.vaultFiles++;
+    }
+    if (c.stateUrl) {
+      const db = new PgState(c.stateUrl);
+      try {
+        for (const name of ['evidence', 'vault'] as const) {
+          const table = db.table(name);
+          for (const key of await table.keys()) {
+            check(`the ${name} row ${key} in ${table.where}`, (await table.get(key)) ?? '');
+            scan.stateRows++;
+          }
+        }
+      } finally {
+        await db.close();
       }
     }
-    scanned++;
   }
-  return scanned;
+  return scan;
+}
+
+/** The scan above; returns how many histories it read. */
+export async function assertNoSecretsInHistories(client: Client, workflowIds: string[], secrets: string[]): Promise<number> {
+  return (await assertNoSecrets(client, workflowIds, secrets)).workflows;
 }

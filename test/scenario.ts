@@ -7,7 +7,7 @@ import { LocalVault } from '../activities/secret-sink';
 import { describeContainment, submitSignal } from '../client/containments';
 import type { Policy } from '../workflows/policy';
 import type { CommandType, ContainmentState, IdentitySignal } from '../workflows/schemas';
-import { assertNoSecretsInHistories, isolatedConfig, operate, withWorker, type OperateOptions } from './harness';
+import { assertNoSecrets, isolatedConfig, operate, withWorker, type OperateOptions, type SecretScan } from './harness';
 import { eventually, labIdentity, signal } from './fixtures';
 
 const touched = { workflows: new Set<string>(), vaults: new Set<string>() };
@@ -62,13 +62,16 @@ export async function scenario(
   });
 }
 
-/** Scans every history this file produced for every secret its vaults hold. */
-export async function scanTouchedHistories(client: Client): Promise<{ workflows: number; secrets: number }> {
+/**
+ * Scans every history this file produced, what its workers logged and every evidence and vault
+ * file it wrote, for every secret its vaults hold.
+ */
+export async function scanTouchedHistories(client: Client): Promise<SecretScan & { secrets: number }> {
   const secrets: string[] = [];
   for (const dir of touched.vaults) {
     const vault = new LocalVault(dir);
     for (const ref of await vault.refs()) secrets.push((await vault.read(ref)).secret);
   }
-  const workflows = await assertNoSecretsInHistories(client, [...touched.workflows], secrets);
-  return { workflows, secrets: secrets.length };
+  const scan = await assertNoSecrets(client, [...touched.workflows], secrets);
+  return { ...scan, secrets: secrets.length };
 }

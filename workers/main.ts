@@ -13,10 +13,10 @@ async function main(): Promise<void> {
   });
   const target = temporalTarget();
   const connection = await NativeConnection.connect(target.connectionOptions);
-  const { worker, policy, close } = await createCordonWorker({ connection, namespace: target.namespace, config });
+  const { worker, policy, close, state } = await createCordonWorker({ connection, namespace: target.namespace, config });
   const providers = [`lab (${config.labFile})`, config.postgresUrl && `postgres (${redact(config.postgresUrl)})`, config.redisUrl && `redis (${redact(config.redisUrl)})`].filter(Boolean);
   console.log(
-    `cordon worker: ${target.address} namespace=${target.namespace} taskQueue=${config.taskQueue} providers=${providers.join(', ')}` +
+    `cordon worker: ${target.address} namespace=${target.namespace} taskQueue=${config.taskQueue} providers=${providers.join(', ')} state=${state}` +
       (config.metricsPort ? ` metrics=http://127.0.0.1:${config.metricsPort}/metrics` : ''),
   );
   console.log(`cordon worker: policy ${policy.version} sha256 ${policy.sha256} (${config.policyFile ?? 'shipped default'})`);

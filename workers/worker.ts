@@ -2,12 +2,11 @@
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createContainmentActivities, noop } from '../activities/containment';
 import type { CordonConfig } from '../activities/config';
-import { EvidenceStore } from '../activities/evidence-store';
 import { closeProviders, createProviders, type ProviderRegistry } from '../activities/providers/registry';
-import { LocalVault } from '../activities/secret-sink';
 import { loadOrCreateSealKey } from '../activities/command-seal';
 import { OperatorVerifier } from '../activities/operator-auth';
 import { loadApprovedPolicy } from '../activities/policy-store';
+import { openStateStores } from '../activities/stores';
 import type { ApprovedPolicy } from '../workflows/contract';
 
 let bundle: Promise<WorkflowBundle> | undefined;
@@ -28,28 +27,40 @@ export interface CordonWorkerOptions {
   shutdownGraceTime?: string;
 }
 
-export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ worker: Worker; policy: ApprovedPolicy; close(): Promise<void> }> {
+export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ worker: Worker; policy: ApprovedPolicy; close(): Promise<void>; state: string }> {
   // Refuses to start on an invalid policy or sealing key, before anything polls.
   const policy = loadApprovedPolicy(o.config.policyFile);
   const seal = await loadOrCreateSealKey(o.config.dataDir, o.config.sealKeyFile);
   const providers = o.providers ?? createProviders(o.config);
+  // Files beside the data by default; PostgreSQL when CORDON_STATE_URL is set (several workers).
+  const state = openStateStores(o.config);
   const activities = {
     ...createContainmentActivities({
       providers,
-      evidence: new EvidenceStore(o.config.evidenceDir),
-      secrets: new LocalVault(o.config.vaultDir, o.config.vaultKey),
+      evidence: state.evidence,
+      secrets: state.secrets,
       policy,
       operators: new OperatorVerifier(o.config.oidc, seal.privateJwk),
     }),
     noop,
   };
-  const worker = await Worker.create({
-    connection: o.connection,
-    namespace: o.namespace,
-    taskQueue: o.config.taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities,
-    shutdownGraceTime: o.shutdownGraceTime ?? '10s',
-  });
-  return { worker, policy, close: () => (o.providers ? Promise.resolve() : closeProviders(providers)) };
+  const close = async () => {
+    await state.close();
+    if (!o.providers) await closeProviders(providers);
+  };
+  let worker: Worker;
+  try {
+    worker = await Worker.create({
+      connection: o.connection,
+      namespace: o.namespace,
+      taskQueue: o.config.taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities,
+      shutdownGraceTime: o.shutdownGraceTime ?? '10s',
+    });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { worker, policy, close, state: state.where };
 }

@@ -2,6 +2,7 @@
 // It behaves like the real ones where it matters (sessions survive a disable unless ended,
 // grants are restorable, every mutation is journalled) so the quick start and tests mean something.
 import { createHash } from 'node:crypto';
+import { Context } from '@temporalio/activity';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
@@ -32,9 +33,37 @@ export type LabIdentityInput = z.input<typeof LabIdentity>;
 export const Mutation = z.object({ seq: z.number().int(), at: z.string(), identity: z.string(), op: z.string(), detail: z.string() });
 export type Mutation = z.infer<typeof Mutation>;
 
+/**
+ * Every mutating call, including the ones that changed nothing, with the activity attempt that
+ * made it: a repeated no-op is invisible in `mutations`, and the drill audits these instead.
+ */
+export const Call = z.object({
+  seq: z.number().int(),
+  at: z.string(),
+  identity: z.string(),
+  op: z.string(),
+  changed: z.boolean(),
+  workflowId: z.string().optional(),
+  runId: z.string().optional(),
+  activityId: z.string().optional(),
+  attempt: z.number().int().optional(),
+});
+export type Call = z.infer<typeof Call>;
+
+/** The activity attempt making the current call, when there is one (tests call providers directly). */
+function caller(): Pick<Call, 'workflowId' | 'runId' | 'activityId' | 'attempt'> {
+  try {
+    const i = Context.current().info;
+    return { workflowId: i.workflowExecution?.workflowId, runId: i.workflowExecution?.runId, activityId: i.activityId, attempt: i.attempt };
+  } catch {
+    return {};
+  }
+}
+
 export const LabState = z.object({
   identities: z.record(z.string(), LabIdentity).default({}),
   mutations: z.array(Mutation).default([]),
+  calls: z.array(Call).default([]),
   /** Lab-only: the directory answers nothing until then (a provider outage). */
   unavailableUntil: z.string().optional(),
 });
@@ -97,13 +126,15 @@ export class LabProvider implements IdentityProvider {
     if (s.unavailableUntil && Date.parse(s.unavailableUntil) > Date.now()) throw new Error(`lab directory unavailable until ${s.unavailableUntil}`);
   }
 
-  /** Runs a mutation on one identity, journalling it only when something changed. */
+  /** Runs a mutation on one identity, journalling it only when something changed (every call goes to `calls`). */
   private mutate(identityId: string, op: string, fn: (i: LabIdentity) => string | undefined): Promise<ActionResult> {
+    const by = caller();
     return this.dir.update((s) => {
       this.checkAvailable(s);
       const identity = s.identities[identityId];
       if (!identity) throw new IdentityNotFoundError(this.name, identityId);
       const detail = fn(identity);
+      s.calls.push({ seq: s.calls.length + 1, at: new Date().toISOString(), identity: identityId, op, changed: detail !== undefined, ...by });
       if (detail === undefined) return { changed: false, detail: `${op}: already in place` };
       s.mutations.push({ seq: s.mutations.length + 1, at: new Date().toISOString(), identity: identityId, op, detail });
       return { changed: true, detail };
