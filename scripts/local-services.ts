@@ -248,3 +248,21 @@ export function installMissing(): string[] {
   }
   return missingPackages();
 }
+
+/**
+ * A database with a login role that owns it, on a PostgreSQL reached through `setupUrl`: what an
+ * operator gives Cordon's workers as CORDON_STATE_URL (the shared vault and evidence store).
+ */
+export async function createStateDatabase(setupUrl: string, name = `cordon_state_${randomBytes(3).toString('hex')}`): Promise<string> {
+  const password = secret();
+  const c = new PgClient({ connectionString: setupUrl });
+  await c.connect();
+  try {
+    await c.query(`CREATE ROLE ${name} LOGIN PASSWORD '${password}'`);
+    await c.query(`CREATE DATABASE ${name} OWNER ${name}`);
+  } finally {
+    await c.end();
+  }
+  const port = /[?&]port=(\d+)/.exec(setupUrl)?.[1];
+  return `postgres://${name}:${password}@127.0.0.1:${port}/${name}`;
+}
