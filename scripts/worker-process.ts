@@ -96,33 +96,61 @@ export class WorkerProcess {
 
 const EventType = temporal.api.enums.v1.EventType;
 
+/** One activity as it finished: the worker that ran its final attempt and what it returned. */
+export interface ActivityRun {
+  workflowId: string;
+  activity: string;
+  attempt: number;
+  worker: string;
+  /** The result, decoded from its JSON payload (undefined if it failed or returned nothing). */
+  result?: unknown;
+}
+
+const decode = (p: temporal.api.common.v1.IPayload | null | undefined): unknown => {
+  if (!p?.data?.length) return undefined;
+  try {
+    return JSON.parse(Buffer.from(p.data).toString('utf8'));
+  } catch {
+    return undefined; // binary or encrypted payloads are not needed here
+  }
+};
+
 /**
- * Which worker ran which activity, from the workflows' histories: each completed activity's
- * started event names the worker identity (`<pid>@<host>`) that ran its final attempt, eager or
- * not. Returns worker name → activity type → count, plus how many attempts finished after a retry.
+ * Which worker ran which activity, from the workflows' histories: each activity's started event
+ * names the worker identity (`<pid>@<host>`) that ran its final attempt, eager or not. Returns
+ * every run, worker name → activity type → count, and the runs that needed more than one attempt.
  */
 export async function activityPlacement(
   client: Client,
   workflowIds: readonly string[],
   workers: readonly WorkerProcess[],
-): Promise<{ byWorker: Record<string, Record<string, number>>; retried: Array<{ workflowId: string; activity: string; attempt: number; worker: string }> }> {
+): Promise<{ runs: ActivityRun[]; byWorker: Record<string, Record<string, number>>; retried: ActivityRun[] }> {
   const host = hostname();
   const nameOf = new Map<string, string>(workers.flatMap((w) => w.pids.map((pid) => [`${pid}@${host}`, w.name] as const)));
-  const byWorker: Record<string, Record<string, number>> = {};
-  const retried: Array<{ workflowId: string; activity: string; attempt: number; worker: string }> = [];
+  const runs: ActivityRun[] = [];
   for (const workflowId of workflowIds) {
     const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
     const typeOf = new Map<string, string>();
+    const byScheduled = new Map<string, ActivityRun>();
     for (const e of events) {
       if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) typeOf.set(String(e.eventId), e.activityTaskScheduledEventAttributes?.activityType?.name ?? '?');
-      if (e.eventType !== EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) continue;
-      const a = e.activityTaskStartedEventAttributes!;
-      const activity = typeOf.get(String(a.scheduledEventId)) ?? '?';
-      const worker = nameOf.get(a.identity ?? '') ?? `other (${a.identity})`;
-      const counts = (byWorker[worker] ??= {});
-      counts[activity] = (counts[activity] ?? 0) + 1;
-      if ((a.attempt ?? 1) > 1) retried.push({ workflowId, activity, attempt: a.attempt ?? 1, worker });
+      if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) {
+        const a = e.activityTaskStartedEventAttributes!;
+        const run: ActivityRun = { workflowId, activity: typeOf.get(String(a.scheduledEventId)) ?? '?', attempt: a.attempt ?? 1, worker: nameOf.get(a.identity ?? '') ?? `other (${a.identity})` };
+        byScheduled.set(String(a.scheduledEventId), run);
+        runs.push(run);
+      }
+      if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
+        const a = e.activityTaskCompletedEventAttributes!;
+        const run = byScheduled.get(String(a.scheduledEventId));
+        if (run) run.result = decode(a.result?.payloads?.[0]);
+      }
     }
   }
-  return { byWorker, retried };
+  const byWorker: Record<string, Record<string, number>> = {};
+  for (const r of runs) {
+    const counts = (byWorker[r.worker] ??= {});
+    counts[r.activity] = (counts[r.activity] ?? 0) + 1;
+  }
+  return { runs, byWorker, retried: runs.filter((r) => r.attempt > 1) };
 }

@@ -25,7 +25,14 @@ export const LabIdentity = z.object({
   dependents: z.array(z.object({ name: z.string(), address: z.string().optional(), lastSeen: z.string().optional() })).default([]),
   authEvents: z.array(z.object({ at: z.string(), type: z.string(), address: z.string() })).default([]),
   /** Lab-only fault injection, for drills and tests. */
-  faults: z.object({ evidenceDelayMs: z.number().int().min(0).optional(), evidenceFails: z.boolean().optional() }).default({}),
+  faults: z
+    .object({
+      evidenceDelayMs: z.number().int().min(0).optional(),
+      evidenceFails: z.boolean().optional(),
+      /** Holds a rotation after the secret is minted and before the directory takes it (a worker killed mid-rotation). */
+      rotateDelayMs: z.number().int().min(0).optional(),
+    })
+    .default({}),
 });
 export type LabIdentity = z.infer<typeof LabIdentity>;
 export type LabIdentityInput = z.input<typeof LabIdentity>;
@@ -288,7 +295,9 @@ export class LabProvider implements IdentityProvider {
     });
   }
 
-  setSecret(identityId: string, secret: string): Promise<ActionResult> {
+  async setSecret(identityId: string, secret: string): Promise<ActionResult> {
+    const { faults } = await this.get(identityId);
+    if (faults.rotateDelayMs) await new Promise((r) => setTimeout(r, faults.rotateDelayMs));
     const sha256 = LabDirectory.hashSecret(secret);
     return this.mutate(identityId, 'rotate', (i) => {
       if (i.credential?.sha256 === sha256) return undefined;
