@@ -34,6 +34,8 @@ export class WorkerProcess {
     private readonly logFile: string,
     private readonly onEvent: (text: string) => void,
     readonly name = 'worker',
+    /** The program it runs: the Cordon worker, or a variant of it (the bench's). */
+    private readonly entry = join(ROOT, 'workers', 'main.ts'),
   ) {}
 
   get pid(): number | undefined {
@@ -42,7 +44,7 @@ export class WorkerProcess {
 
   /** Starts the worker; resolves with the time it says it is polling (after bundling its workflows). */
   start(): Promise<number> {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'workers', 'main.ts')], { cwd: ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, ['--import', 'tsx', this.entry], { cwd: ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     if (child.pid) this.pids.push(child.pid);
     const log = createWriteStream(this.logFile, { flags: 'a' });
