@@ -1,11 +1,13 @@
 // Runtime configuration from the environment, validated once at start-up. Provider admin
-// credentials live in connection URLs here and are never logged (see redact()).
+// credentials live in connection URLs (and Keycloak's client secret) here and are never logged
+// (see redact() and describeProviders()).
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../workflows/schemas';
 import { TASK_QUEUE_DEFAULT } from '../workflows/ids';
 import type { CordonRole } from '../workflows/schemas';
 import type { OidcSettings } from './operator-auth';
+import type { KeycloakOptions } from './providers/keycloak';
 
 const REPO_ROOT = resolve(__dirname, '..');
 
@@ -34,6 +36,20 @@ const Env = z.object({
   CORDON_SECRET_READER_ROLE: z.enum(['responder', 'lead']).default('lead'),
   CORDON_SEAL_KEY_FILE: z.string().min(1).optional(),
   CORDON_DEV_ISSUER_PORT: z.coerce.number().int().min(0).max(65535).default(8237),
+  CORDON_KEYCLOAK_URL: z.url({ protocol: /^https?$/, message: 'CORDON_KEYCLOAK_URL is the http(s):// base URL of Keycloak, e.g. http://127.0.0.1:8080' }).optional(),
+  CORDON_KEYCLOAK_REALM: z.string().regex(/^[^/\s]+$/, 'CORDON_KEYCLOAK_REALM is a realm name').default('master'),
+  CORDON_KEYCLOAK_CLIENT_ID: z.string().min(1, 'CORDON_KEYCLOAK_CLIENT_ID must not be empty').optional(),
+  CORDON_KEYCLOAK_CLIENT_SECRET: z.string().min(1, 'CORDON_KEYCLOAK_CLIENT_SECRET must not be empty').optional(),
+  CORDON_KEYCLOAK_HIGH_RISK_ROLES: z
+    .string()
+    .optional()
+    .transform((v) => (v ?? '').split(',').map((g) => g.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^(realm-role:.+|client-role:[^:]+:.+|group:\/.+)$/, 'CORDON_KEYCLOAK_HIGH_RISK_ROLES lists grants: realm-role:<role>, client-role:<clientId>:<role>, group:</path>'))),
+}).superRefine((e, ctx) => {
+  // Never echoes a value: the secret must not reach an error message or a log.
+  if (e.CORDON_KEYCLOAK_URL && !(e.CORDON_KEYCLOAK_CLIENT_ID && e.CORDON_KEYCLOAK_CLIENT_SECRET)) {
+    ctx.addIssue({ code: 'custom', path: ['CORDON_KEYCLOAK_CLIENT_ID'], message: 'CORDON_KEYCLOAK_URL needs CORDON_KEYCLOAK_CLIENT_ID and CORDON_KEYCLOAK_CLIENT_SECRET (Cordon\'s admin client)' });
+  }
 });
 
 export interface CordonConfig {
@@ -58,6 +74,7 @@ export interface CordonConfig {
   secretReaderRole: CordonRole;
   sealKeyFile?: string;
   devIssuerPort: number;
+  keycloak?: KeycloakOptions;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
@@ -93,7 +110,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
     secretReaderRole: e.CORDON_SECRET_READER_ROLE,
     sealKeyFile: e.CORDON_SEAL_KEY_FILE ? resolve(e.CORDON_SEAL_KEY_FILE) : undefined,
     devIssuerPort: e.CORDON_DEV_ISSUER_PORT,
+    keycloak: e.CORDON_KEYCLOAK_URL
+      ? {
+          url: e.CORDON_KEYCLOAK_URL.replace(/\/+$/, ''),
+          realm: e.CORDON_KEYCLOAK_REALM,
+          clientId: e.CORDON_KEYCLOAK_CLIENT_ID!,
+          clientSecret: e.CORDON_KEYCLOAK_CLIENT_SECRET!,
+          highRiskRoles: e.CORDON_KEYCLOAK_HIGH_RISK_ROLES,
+        }
+      : undefined,
   };
+}
+
+/** The real providers a configuration reaches, safe to print: passwords and secrets masked. */
+export function describeProviders(config: CordonConfig): string[] {
+  const k = config.keycloak;
+  return [
+    `lab (${config.labFile})`,
+    config.postgresUrl && `postgres (${redact(config.postgresUrl)})`,
+    config.redisUrl && `redis (${redact(config.redisUrl)})`,
+    k && `keycloak (${redact(k.url)} realm=${k.realm} client=${k.clientId} secret=***)`,
+  ].filter((p): p is string => Boolean(p));
 }
 
 /** A URL safe to print: the password is replaced. */

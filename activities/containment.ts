@@ -6,7 +6,8 @@ import type { ActionResult, Target } from '../workflows/schemas';
 import type { EvidenceStore } from './evidence-store';
 import type { OperatorVerifier } from './operator-auth';
 import { approve } from './policy-store';
-import { IdentityNotFoundError, NotSupportedError, type IdentityProvider } from './providers/provider';
+import { IdentityNotFoundError, IncompleteError, InvalidInputError, NotSupportedError, type IdentityProvider } from './providers/provider';
+import { activityContext } from './providers/common';
 import type { ProviderRegistry } from './providers/registry';
 import type { SecretSink } from './secret-sink';
 
@@ -19,20 +20,36 @@ export interface ActivityDeps {
   operators: OperatorVerifier;
 }
 
+/** How often a running activity heartbeats when the workflow set no heartbeat timeout. */
+const HEARTBEAT_MS = 2000;
+
 export function createContainmentActivities({ providers, evidence, secrets, policy, operators }: ActivityDeps): ContainmentActivities {
-  /** Runs `fn` against the target's provider, translating permanent errors for Temporal. */
+  /**
+   * Runs `fn` against the target's provider, translating permanent errors for Temporal. While it
+   * runs, the activity heartbeats: that is how a cancellation reaches it (the provider then stops
+   * what it is doing, see cancellation() in providers/common.ts), and how a worker that died
+   * mid-step is noticed when the workflow sets a heartbeat timeout.
+   */
   async function on<T>(target: Target, fn: (p: IdentityProvider) => Promise<T>): Promise<T> {
     const provider = providers.get(target.provider);
     if (!provider) {
       throw ApplicationFailure.nonRetryable(`no provider "${target.provider}" is configured on this worker (have: ${[...providers.keys()].join(', ')})`, 'InvalidConfiguration');
     }
+    const ctx = activityContext();
+    if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+    const every = ctx?.info.heartbeatTimeoutMs ? Math.max(200, ctx.info.heartbeatTimeoutMs / 3) : HEARTBEAT_MS;
+    const beat = ctx && setInterval(() => ctx.heartbeat(), every);
     try {
       return await fn(provider);
     } catch (err) {
-      if (err instanceof IdentityNotFoundError || err instanceof NotSupportedError) {
+      // Cancelled: say so (the provider's own error is only how it stopped).
+      if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+      if (err instanceof IdentityNotFoundError || err instanceof NotSupportedError || err instanceof InvalidInputError || err instanceof IncompleteError) {
         throw ApplicationFailure.nonRetryable(err.message, err.name);
       }
       throw err;
+    } finally {
+      if (beat) clearInterval(beat);
     }
   }
 

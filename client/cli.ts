@@ -227,11 +227,14 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
         audit({ outcome: 'refused', reason: `role ${c.secretReaderRole} required`, ...principal });
         throw new CommandRejectedError(`reading a secret needs the ${c.secretReaderRole} role; ${who.username} has ${who.roles.join(', ') || 'none'}`);
       }
-      // The workers' vault: PostgreSQL when CORDON_STATE_URL is set, so any host reads what any worker minted.
-      const stores = openStateStores(c);
-      const r = await stores.secrets.read(ref).finally(() => stores.close());
-      audit({ outcome: 'read', ...principal });
-      console.log(r.secret);
+      const stores = openStateStores(c); // the same vault the workers write: files here, or PostgreSQL
+      try {
+        const r = await stores.secrets.read(ref);
+        audit({ outcome: 'read', ...principal });
+        console.log(r.secret);
+      } finally {
+        await stores.close();
+      }
     });
 
   program

@@ -16,7 +16,7 @@ import type { Policy } from '../workflows/policy';
 import { ContainmentState, type CordonRole, type IdentitySignal } from '../workflows/schemas';
 import { createCordonWorker } from '../workers/worker';
 import { approvalLadder, labIdentity, policyWith, signal, timedLadder } from '../test/fixtures';
-import { ShardedLab, labBench, type BenchProvider } from './bench-providers';
+import { benchIds, ShardedLab, labBench, type BenchProvider } from './bench-providers';
 import { mapLimit, percentiles, sleep, type Percentiles, type Progress } from './measure';
 import { WorkerProcess } from './worker-process';
 
@@ -111,7 +111,7 @@ export async function containOnce(client: Client, taskQueue: string, s: Identity
 }
 
 async function warmUp(b: Bench, config: CordonConfig, provider: BenchProvider, tag: string): Promise<void> {
-  const ids = range(WARMUP).map((i) => `bench-warmup-${tag}-${i}`);
+  const ids = benchIds(provider, range(WARMUP).map((i) => `bench-warmup-${tag}-${i}`));
   await provider.seed(config, ids);
   for (const id of ids) await containOnce(b.client, config.taskQueue, signal({ ...provider.signal, identityId: id }));
 }
@@ -152,7 +152,7 @@ export async function timeToSuppress(b: Bench, provider: BenchProvider, concurre
       `tts-${provider.name}-c${c}`,
       async (config) => {
         await warmUp(b, config, provider, `${provider.name}-c${c}`);
-        const ids = range(runs).map((i) => `bench-${provider.name}-c${c}-${i}`);
+        const ids = benchIds(provider, range(runs).map((i) => `bench-${provider.name}-c${c}-${i}`));
         await provider.seed(config, ids);
         let done = 0;
         const t0 = Date.now();

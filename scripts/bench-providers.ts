@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { CordonConfig } from '../activities/config';
 import { LabDirectory, LabProvider, type LabIdentityInput } from '../activities/providers/lab';
 import type { IdentityProvider } from '../activities/providers/provider';
-import type { EvidenceKind, IdentitySignal, Scope, SuppressionAction } from '../workflows/schemas';
+import type { Dependent, EvidenceKind, IdentitySignal, Receipt, Scope, SuppressionAction } from '../workflows/schemas';
 import { labIdentity } from '../test/fixtures';
 
 export interface BenchProvider {
@@ -16,7 +16,12 @@ export interface BenchProvider {
   seed(config: CordonConfig, identityIds: readonly string[]): Promise<void>;
   /** Signal fields for this provider's identities; the benchmark adds identityId and signalId. */
   signal: Partial<IdentitySignal>;
+  /** The identity id for a benchmark name, where the provider writes ids its own way (Keycloak: `realm/user:name`). */
+  idFor?(name: string): string;
 }
+
+/** The identity ids a provider gets for the benchmark's names. */
+export const benchIds = (p: BenchProvider, names: readonly string[]) => names.map((n) => p.idFor?.(n) ?? n);
 
 export const labBench: BenchProvider = {
   name: 'lab',
@@ -66,12 +71,12 @@ export class ShardedLab implements IdentityProvider {
 
   inspect = (id: string) => this.of(id).inspect(id);
   suppress = (id: string, action: SuppressionAction, scope?: Scope) => this.of(id).suppress(id, action, scope);
-  liftSuppression = (id: string, action: SuppressionAction) => this.of(id).liftSuppression(id, action);
+  liftSuppression = (id: string, action: SuppressionAction, receipt?: Receipt) => this.of(id).liftSuppression(id, action, receipt);
   evidence = (id: string, kind: EvidenceKind) => this.of(id).evidence(id, kind);
   restrict = (id: string, keep: string[]) => this.of(id).restrict(id, keep);
   restore = (id: string, grants: string[]) => this.of(id).restore(id, grants);
-  setSecret = (id: string, secret: string) => this.of(id).setSecret(id, secret);
+  setSecret = (id: string, secret: string, loginBlock?: Receipt) => this.of(id).setSecret(id, secret, loginBlock);
   setEnabled = (id: string, enabled: boolean) => this.of(id).setEnabled(id, enabled);
-  dependents = (id: string) => this.of(id).dependents(id);
+  dependents = (id: string, exclude?: Dependent[]) => this.of(id).dependents(id, exclude);
   close = async () => undefined;
 }

@@ -1,16 +1,20 @@
-// PostgreSQL and Redis in the benchmark: private servers started here when the binaries are
-// installed (never the ones in CORDON_*_URL: the benchmark creates hundreds of roles). Identities are
-// created through Cordon's own admin connection (CREATEROLE / +acl are enough for a login role or
-// an ACL user), and each phase that wants it can open a live "attacker" connection as one.
+// PostgreSQL, Redis and Keycloak in the benchmark: private servers started here when the binaries
+// are installed (never the ones in CORDON_*_URL: the benchmark creates hundreds of identities).
+// PostgreSQL and Redis identities are created through Cordon's own admin connection (CREATEROLE /
+// +acl are enough for a login role or an ACL user), Keycloak's through the realm's setup admin; each
+// phase that wants it can hold a live "attacker" position as one: a connection, or stolen tokens.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import Redis from 'ioredis';
-import { postgresAs, redisAs } from './identity-connections';
+import { clientCredentialsGrant, introspect, OidcError, passwordGrant, postgresAs, redisAs, refreshGrant } from './identity-connections';
+import { keycloakMissing, startKeycloak, type LocalKeycloak } from './local-keycloak';
 import { postgresBinDir, redisServerPath, startPostgres, startRedis, type LocalService } from './local-services';
 import { containOnce, SUPPRESS_ONLY, withBenchWorker, type Bench } from './bench-phases';
-import type { BenchProvider } from './bench-providers';
+import { benchIds, type BenchProvider } from './bench-providers';
 import { percentiles, sleep, type Percentiles } from './measure';
 import { signal } from '../test/fixtures';
+import { keycloakSetup } from '../test/provider-fixtures';
+import { testKeycloak } from '../test/services';
 
 export interface RealBenchProvider extends BenchProvider {
   /** Opens a connection authenticated as the identity; resolves when the server closes it. */
@@ -50,6 +54,52 @@ function redisBench(url: string): RealBenchProvider {
   };
 }
 
+/**
+ * Keycloak: a user whose refresh token the attacker holds (password grant), or a confidential
+ * client whose token it holds (client credentials). The attacker's "connection" ends when the
+ * token stops working: the refresh is refused and introspection says inactive (for a client, the
+ * latter), polled every 10 ms.
+ */
+function keycloakBench(kc: LocalKeycloak, kind: 'user' | 'client'): RealBenchProvider {
+  const view = testKeycloak(kc.env())!;
+  const setup = keycloakSetup(view);
+  const keycloak = { url: view.url, realm: view.realm, clientId: view.admin.clientId, clientSecret: view.admin.secret, highRiskRoles: view.highRiskRoles };
+  const nameOf = (id: string) => id.slice(id.indexOf(':') + 1);
+  return {
+    name: `keycloak-${kind}`,
+    signal: { provider: 'keycloak', identityKind: kind === 'user' ? 'human' : 'service-account' },
+    idFor: (name) => `${view.realm}/${kind}:${name}`,
+    configure: (c) => ({ ...c, keycloak }),
+    async seed(_config, ids) {
+      for (const id of ids) await (kind === 'user' ? setup.user(nameOf(id), PASSWORD, { grants: false }) : setup.client(nameOf(id), PASSWORD, { grants: false }));
+    },
+    async attack(id) {
+      const name = nameOf(id);
+      let tokens = kind === 'user' ? await passwordGrant(view.issuer, 'test-app', name, PASSWORD) : await clientCredentialsGrant(view.issuer, name, PASSWORD);
+      const access = tokens.access_token;
+      let stop = false;
+      const refreshRefused = async () => {
+        if (kind === 'client') return true;
+        try {
+          tokens = await refreshGrant(view.issuer, 'test-app', tokens.refresh_token!);
+          return false;
+        } catch (err) {
+          return err instanceof OidcError && err.error === 'invalid_grant';
+        }
+      };
+      const closed = (async () => {
+        while (!stop) {
+          if ((await refreshRefused()) && !(await introspect(view.issuer, view.introspector, access)).active) return performance.now();
+          await sleep(10);
+        }
+        return NaN;
+      })();
+      return { closed, close: async () => void (stop = true) };
+    },
+    close: async () => undefined,
+  };
+}
+
 /** The real providers this machine can benchmark, with what was skipped and why. */
 export async function realBenchProviders(): Promise<{ providers: RealBenchProvider[]; skipped: string[]; stop(): Promise<void> }> {
   const started: LocalService[] = [];
@@ -59,12 +109,19 @@ export async function realBenchProviders(): Promise<{ providers: RealBenchProvid
   else skipped.push('postgres (PostgreSQL binaries not installed)');
   if (redisServerPath()) started.push(await startRedis().then((s) => ((providers.push(redisBench(s.adminUrl)), s))));
   else skipped.push('redis (redis-server not installed)');
+  let keycloak: LocalKeycloak | undefined;
+  const missing = keycloakMissing();
+  if (missing.length) skipped.push(`keycloak (${missing.join(', ')} not installed)`);
+  else {
+    keycloak = await startKeycloak();
+    providers.push(keycloakBench(keycloak, 'user'), keycloakBench(keycloak, 'client'));
+  }
   return {
     providers,
     skipped,
     stop: async () => {
       await Promise.all(providers.map((p) => p.close()));
-      await Promise.all(started.map((s) => s.stop()));
+      await Promise.all([...started.map((s) => s.stop()), keycloak?.stop()]);
     },
   };
 }
@@ -85,7 +142,7 @@ export async function attackerCutoff(b: Bench, p: RealBenchProvider, runs: numbe
     b,
     `cutoff-${p.name}`,
     async (config) => {
-      const ids = Array.from({ length: runs + 3 }, (_, i) => `cutoff-${p.name}-${i}`);
+      const ids = benchIds(p, Array.from({ length: runs + 3 }, (_, i) => `cutoff-${p.name}-${i}`));
       await p.seed(config, ids);
       const dead: number[] = [];
       const acked: number[] = [];

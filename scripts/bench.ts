@@ -138,7 +138,7 @@ function format(r: Report): string {
   if (r.attackerCutoff.length) {
     out.push(
       '',
-      "attacker's live connection: signal submitted -> the server closes the connection (ms), one containment at a time",
+      "attacker's live position: signal submitted -> the server closes its connection, or refuses its stolen token (Keycloak: refresh and introspection) (ms), one containment at a time",
       table(
         ['provider', 'runs', 'p50', 'p95', 'p99', 'ack p50', 'ack p95'],
         r.attackerCutoff.map((c) => [c.provider, c.n, ms(c.p50), ms(c.p95), ms(c.p99), ms(c.acknowledged.p50), ms(c.acknowledged.p95)]),

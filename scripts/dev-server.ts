@@ -19,6 +19,10 @@ export interface DevServerOptions {
   startTimeoutMs?: number;
   /** Own process group, so a terminal's Ctrl-C reaches only the parent, which stops things in order. */
   detached?: boolean;
+  /** Aborting stops a server still starting (Ctrl-C before it is ready); the promise then rejects. */
+  signal?: AbortSignal;
+  /** Called as soon as the server process exists, before it answers (to record its pid). */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface DevServer {
@@ -40,7 +44,14 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** The last few KiB a process printed, for an error message that quotes it. */
+function tail(max = 4000) {
+  let text = '';
+  return { add: (d: Buffer) => void (text = (text + d.toString()).slice(-max)), text: () => text.trim() };
+}
+
 export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
+  o.signal?.throwIfAborted();
   const port = o.port ?? (await freePort());
   const uiPort = o.headless ? undefined : (o.uiPort ?? port + 1000);
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', o.namespace ?? 'default', '--log-level', o.logLevel ?? 'error', ...searchAttributeFlags()];
@@ -51,29 +62,66 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   if (uiPort) args.push('--ui-port', String(uiPort));
   else args.push('--headless');
   const t0 = Date.now();
-  const child = spawn(o.cli, args, { stdio: ['ignore', 'inherit', 'inherit'], detached: o.detached ?? false });
+  // Output is passed through as before, and its tail kept: when the server gives up, its own
+  // words (a port in use, a database it cannot open) are the error, not a guess.
+  const child = spawn(o.cli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: o.detached ?? false });
+  const output = tail();
+  child.stdout!.on('data', (d: Buffer) => (output.add(d), process.stdout.write(d)));
+  child.stderr!.on('data', (d: Buffer) => (output.add(d), process.stderr.write(d)));
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      if (o.detached && child.pid) process.kill(-child.pid, sig);
+      else child.kill(sig);
+    } catch {
+      // already gone
+    }
+  };
+  // Never outlive the process that started it, whatever path that process takes to exit.
+  const orphanGuard = () => signal('SIGKILL');
+  process.once('exit', orphanGuard);
   let exited: string | undefined;
   const exit = new Promise<void>((ok) =>
     child.once('exit', (code, sig) => {
       exited = `exited with ${sig ?? code}`;
+      process.off('exit', orphanGuard);
       ok();
     }),
   );
+  const stop = async (sig: NodeJS.Signals = 'SIGTERM') => {
+    if (!exited) signal(sig);
+    const timer = setTimeout(() => signal('SIGKILL'), 10_000);
+    await exit;
+    clearTimeout(timer);
+  };
+  if (child.pid) o.onSpawn?.(child.pid);
+  const onAbort = () => signal('SIGTERM');
+  o.signal?.addEventListener('abort', onAbort, { once: true });
   const address = `127.0.0.1:${port}`;
   const deadline = t0 + (o.startTimeoutMs ?? 60_000);
   for (;;) {
-    if (exited) throw new Error(`temporal dev server ${exited} before it answered on ${address} (is the port taken?)`);
+    if (o.signal?.aborted) {
+      await stop('SIGTERM');
+      throw new Error(`temporal dev server start on ${address} interrupted`, { cause: o.signal.reason });
+    }
+    if (exited) {
+      await exit;
+      await new Promise((r) => setImmediate(r)); // the last output chunks
+      throw new Error(`temporal dev server ${exited} before it answered on ${address}: ${output.text() || '(it printed nothing)'}`);
+    }
+    let conn: Connection | undefined;
     try {
-      const conn = await Connection.connect({ address, connectTimeout: 1000 });
+      conn = await Connection.connect({ address, connectTimeout: 1000 });
       await conn.workflowService.describeNamespace({ namespace: o.namespace ?? 'default' });
-      await conn.close();
+      o.signal?.removeEventListener('abort', onAbort);
       break;
     } catch (err) {
       if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`temporal dev server did not answer on ${address} within ${o.startTimeoutMs ?? 60_000} ms: ${(err as Error).message}`);
+        await stop('SIGKILL');
+        throw new Error(`temporal dev server did not answer on ${address} within ${o.startTimeoutMs ?? 60_000} ms: ${(err as Error).message}; it printed: ${output.text() || 'nothing'}`);
       }
       await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await conn?.close(); // a probe that failed half-way must not keep its channel open
     }
   }
   return {
@@ -81,11 +129,6 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
     uiAddress: uiPort ? `http://127.0.0.1:${uiPort}` : undefined,
     process: child,
     startedInMs: Date.now() - t0,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (!exited) child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exit;
-      clearTimeout(timer);
-    },
+    stop,
   };
 }

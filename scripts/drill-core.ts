@@ -8,11 +8,14 @@
 // plan ends, and the lab's journal must show every mutation exactly once.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadOrCreateSealKey, sealKeyFiles } from '../activities/command-seal';
 import { LabDirectory, type Call, type LabIdentity } from '../activities/providers/lab';
+import { loadConfig } from '../activities/config';
+import { openStateStores } from '../activities/stores';
 import { CordonInputError, submitSignal } from '../client/containments';
 import { containmentWorkflowId } from '../workflows/ids';
 import { ContainmentState } from '../workflows/schemas';
@@ -21,6 +24,7 @@ import { startCluster, type Cluster } from './cluster-core';
 import { startDevServer, type DevServer } from './dev-server';
 import { createStateDatabase, startPostgres, type LocalService } from './local-services';
 import { mapLimit, sleep } from './measure';
+import { findSecret } from './secret-scan';
 import { resolveTemporalCli } from './temporal-cli';
 import { activityPlacement, killGroup, WorkerProcess } from './worker-process';
 
@@ -106,6 +110,10 @@ export interface DrillReport {
   lost: string[];
   /** A mutation no plan step asked for (a rollback, a re-enable). */
   unexpected: string[];
+  /** Where a rotated secret from the vault appears: the worker's log, an evidence file. */
+  leaks: string[];
+  /** How many secrets the leak scan looked for. */
+  secretsScanned: number;
   durationSeconds: number;
   /** Server database, lab file and worker log; kept when the drill found a problem. */
   dataDir: string;
@@ -297,6 +305,8 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     retriedActivities: 0,
     duplicates: [],
     retriedCalls: 0,
+    leaks: [],
+    secretsScanned: 0,
     lost: [],
     unexpected: [],
     durationSeconds: 0,
@@ -443,13 +453,30 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     const calls = state.calls.filter((c) => ids.includes(c.identity));
     report.duplicates.push(...auditCalls(calls, [...workers.flatMap((w) => w.deaths), ...engineFaults]));
     report.retriedCalls = calls.filter((c) => (c.attempt ?? 1) > 1 && !c.changed).length;
+    // The workers ran in their own processes: their logs and every evidence artifact (files, or
+    // rows of the shared store) are scanned for every secret they put in the vault (history holds
+    // references only; so must these).
+    const stores = openStateStores(loadConfig({ CORDON_DATA_DIR: workerCount > 1 ? join(dataDir, 'worker-a') : dataDir, ...shared }));
+    try {
+      const secrets = await Promise.all((await stores.secrets.refs()).map(async (ref) => (await stores.secrets.read(ref)).secret));
+      report.secretsScanned = secrets.length;
+      const texts: Array<[string, Promise<string>]> = workers.map((w) => [w.logFile, readFile(w.logFile, 'utf8').catch(() => '')]);
+      for (const own of workerCount > 1 ? workers.map((w) => join(dataDir, w.name)) : [dataDir]) {
+        const evidenceDir = join(own, 'evidence');
+        for (const f of await readdir(evidenceDir, { recursive: true }).catch(() => [])) texts.push([join(evidenceDir, f), readFile(join(evidenceDir, f), 'utf8').catch(() => '')]);
+      }
+      if (workerCount > 1) for (const sha of await stores.evidence.list()) texts.push([`evidence ${sha} in ${stores.evidence.where}`, stores.evidence.read(sha).then((e) => JSON.stringify(e))]);
+      for (const [where, text] of texts) if (secrets.length && findSecret(await text, secrets)) report.leaks.push(`a rotated secret appears in ${where}`);
+    } finally {
+      await stores.close();
+    }
     const runs = await count('WorkflowType = "containment"');
     if (runs > ids.length) report.duplicates.push(`${runs} workflow runs for ${ids.length} identities`);
     const placement = await activityPlacement(client, workflowIds, workers);
     report.byWorker = placement.byWorker;
     report.retriedActivities = placement.retried.length;
     report.workerCrashes = workers.reduce((n, w) => n + w.crashes, 0);
-    for (const list of [report.lost, report.duplicates, report.unexpected]) list.sort();
+    for (const list of [report.lost, report.duplicates, report.unexpected, report.leaks]) list.sort();
     verified = true;
     return report;
   } finally {
@@ -460,6 +487,6 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     await engine.stop();
     await stateDb?.stop();
     process.off('exit', killAll);
-    if (verified && !report.lost.length && !report.duplicates.length && !report.unexpected.length) rmSync(dataDir, { recursive: true, force: true });
+    if (verified && !report.lost.length && !report.duplicates.length && !report.unexpected.length && !report.leaks.length) rmSync(dataDir, { recursive: true, force: true });
   }
 }

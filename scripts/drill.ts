@@ -36,10 +36,11 @@ function format(r: DrillReport): string {
     ['duplicate mutations', `${r.duplicates.length} (retried no-op calls explained by a fault: ${r.retriedCalls})`],
     ['lost', String(r.lost.length)],
     ['unexpected mutations', String(r.unexpected.length)],
+    ['secret leaks', `${r.leaks.length} (worker log and evidence files scanned for ${r.secretsScanned} rotated secrets)`],
     ['duration', `${r.durationSeconds.toFixed(1)} s`],
   ];
   const lines = rows.map(([k, v]) => `${k.padEnd(21)} ${v}`);
-  for (const [what, list] of [['duplicate', r.duplicates], ['lost', r.lost], ['unexpected', r.unexpected]] as const) {
+  for (const [what, list] of [['duplicate', r.duplicates], ['lost', r.lost], ['unexpected', r.unexpected], ['leak', r.leaks]] as const) {
     for (const x of list.slice(0, 20)) lines.push(`  ${what}: ${x}`);
     if (list.length > 20) lines.push(`  ... and ${list.length - 20} more ${what}`);
   }
@@ -87,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
   });
   progress.end();
   console.log(format(report));
-  const failed = report.lost.length + report.duplicates.length + report.unexpected.length > 0;
+  const failed = report.lost.length + report.duplicates.length + report.unexpected.length + report.leaks.length > 0;
   if (failed) console.error(`drill: FAILED; the server database, lab file and worker log are kept in ${report.dataDir}`);
   return failed ? 1 : 0;
 }

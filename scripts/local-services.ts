@@ -3,7 +3,7 @@
 // least-privilege admin account (the provider's connection) and a setup account for fixtures.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Client as PgClient } from 'pg';
@@ -45,9 +45,23 @@ function asServiceUser(cmd: string, args: string[], pgUser: boolean): [string, s
   return pgUser && isRoot() ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
 }
 
-function startProcess(cmd: string, args: string[], what: string, stopSignal: NodeJS.Signals): { exited: () => string | undefined; stop: () => Promise<void> } {
-  // Its own process group: `runuser` sits between us and postgres, and both must go.
-  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+export interface ServerProcess {
+  pid: number;
+  exited: () => string | undefined;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts a server in its own process group and stops the whole group (SIGKILL after 5 s), also when
+ * this process exits. Its output goes to `log` (a file, never a pipe: `npm test` blocks its event
+ * loop while the test files run, and a server writing into an undrained pipe stalls once it is
+ * full); the file's tail goes into the exit message.
+ */
+export function startProcess(cmd: string, args: string[], what: string, stopSignal: NodeJS.Signals, o: { log: string; env?: NodeJS.ProcessEnv }): ServerProcess {
+  const fd = openSync(o.log, 'a', 0o600);
+  // Its own process group: `runuser` (or `kc.sh`) sits between us and the server, and both must go.
+  const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', fd, fd], detached: true, env: o.env ?? process.env });
+  closeSync(fd);
   const signal = (sig: NodeJS.Signals) => {
     try {
       process.kill(-child.pid!, sig);
@@ -55,19 +69,25 @@ function startProcess(cmd: string, args: string[], what: string, stopSignal: Nod
       /* already gone */
     }
   };
-  let stderr = '';
+  const tail = () => {
+    try {
+      return readFileSync(o.log, 'utf8').slice(-4000).trim();
+    } catch {
+      return '';
+    }
+  };
   let exit: string | undefined;
-  child.stderr!.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
   const orphanGuard = () => signal('SIGKILL'); // never outlive the process that started it
   process.once('exit', orphanGuard);
   const done = new Promise<void>((ok) =>
     child.once('exit', (code, sig) => {
-      exit = `${what} exited with ${sig ?? code}: ${stderr.trim()}`;
+      exit = `${what} exited with ${sig ?? code}: ${tail()}`;
       process.off('exit', orphanGuard);
       ok();
     }),
   );
   return {
+    pid: child.pid!,
     exited: () => exit,
     stop: async () => {
       if (exit === undefined) signal(stopSignal);
@@ -78,7 +98,7 @@ function startProcess(cmd: string, args: string[], what: string, stopSignal: Nod
   };
 }
 
-async function waitFor(what: string, exited: () => string | undefined, probe: () => Promise<void>, timeoutMs = 20_000): Promise<void> {
+export async function waitFor(what: string, exited: () => string | undefined, probe: () => Promise<void>, timeoutMs = 20_000, everyMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const gone = exited();
@@ -87,19 +107,19 @@ async function waitFor(what: string, exited: () => string | undefined, probe: ()
       return await probe();
     } catch (err) {
       if (Date.now() > deadline) throw new Error(`${what} did not answer within ${timeoutMs} ms: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, everyMs));
     }
   }
 }
 
 /** A server process that can be stopped and started again on the same data and port. */
-async function restartable(what: string, cmd: string, args: string[], probe: () => Promise<void>, stopSignal: NodeJS.Signals = 'SIGTERM') {
-  let current = startProcess(cmd, args, what, stopSignal);
+async function restartable(what: string, cmd: string, args: string[], log: string, probe: () => Promise<void>, stopSignal: NodeJS.Signals = 'SIGTERM') {
+  let current = startProcess(cmd, args, what, stopSignal, { log });
   await waitFor(what, current.exited, probe);
   return {
     halt: () => current.stop(),
     resume: async () => {
-      current = startProcess(cmd, args, what, stopSignal);
+      current = startProcess(cmd, args, what, stopSignal, { log });
       await waitFor(what, current.exited, probe);
     },
   };
@@ -147,6 +167,7 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<LocalServi
     'postgres',
     cmd,
     args,
+    join(dir, 'server.log'),
     async () => {
       const c = superuser();
       await c.connect();
@@ -212,7 +233,7 @@ export async function startRedis(): Promise<LocalService> {
     ].join('\n'),
     { mode: 0o600 },
   );
-  const server = await restartable('redis-server', exe, [conf], async () => {
+  const server = await restartable('redis-server', exe, [conf], join(dir, 'server.log'), async () => {
     const r = new Redis({ port, host: '127.0.0.1', password: setupPassword, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     r.on('error', () => undefined); // refused while starting: the probe's own rejection says so
     try {

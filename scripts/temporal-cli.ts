@@ -26,7 +26,7 @@ function executable(p: string): boolean {
   }
 }
 
-/** Cordon's per-user cache: survives fresh clones, so binaries are built once per machine. */
+/** The per-user cache kept across fresh clones (built tools, downloaded distributions). */
 export function userCacheDir(): string {
   return process.env.CORDON_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'cordon');
 }

@@ -31,7 +31,7 @@ export class WorkerProcess {
 
   constructor(
     private readonly env: NodeJS.ProcessEnv,
-    private readonly logFile: string,
+    readonly logFile: string,
     private readonly onEvent: (text: string) => void,
     readonly name = 'worker',
     /** The program it runs: the Cordon worker, or a variant of it (the bench's). */

@@ -1,13 +1,14 @@
-// The contract every provider keeps, run against each one (lab, and the real PostgreSQL and
-// Redis servers): every action is idempotent, restore is exact, missing identities are
+// The contract every provider keeps, run against each one (lab, and the real PostgreSQL, Redis
+// and Keycloak servers; Keycloak twice: a user and a service-account client): every action is idempotent, restore is exact, missing identities are
 // reported as such, protected identities are refused, evidence never holds a secret.
 import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { IdentityNotFoundError, NotSupportedError } from '../activities/providers/provider';
-import { EVIDENCE_KINDS, SUPPRESSION_ACTIONS } from '../workflows/schemas';
+import { EVIDENCE_KINDS, SUPPRESSION_ACTIONS, type Receipt } from '../workflows/schemas';
 import { availableFixtures, type ProviderFixture } from './provider-fixtures';
 
-const { fixtures, missing } = availableFixtures();
+const { fixtures, missing } = availableFixtures({ keycloak: true });
 if (missing.length) console.warn(`conformance: SKIPPING ${missing.join(', ')}: server not available on this machine (see test/services.ts)`);
 
 for (const make of fixtures) {
@@ -45,30 +46,65 @@ for (const make of fixtures) {
       }
     });
 
-    test('suppression: each action twice, the second changes nothing; sessions end', async () => {
+    test('suppression: each action twice, the second changes nothing and hands back the same receipt; sessions end', async () => {
       const s = await f.seed();
       const conn = await f.connect(s.identityId, s.password);
+      const receipts = new Map<string, Receipt | undefined>();
       for (const action of SUPPRESSION_ACTIONS) {
-        await p.suppress(s.identityId, action);
+        const first = await p.suppress(s.identityId, action);
         const again = await p.suppress(s.identityId, action);
         assert.equal(again.changed, false, `${action} twice: ${again.detail}`);
+        // A retry whose first attempt's result was lost must still know how to undo exactly.
+        assert.deepEqual(again.receipt, first.receipt, `${action}: the retry's receipt`);
+        receipts.set(action, first.receipt);
       }
       assert.equal((await p.inspect(s.identityId)).sessions, 0);
       await assert.rejects(conn.approved(), 'the session is dead');
+      // Lifting hands back the first call's receipt, as the workflow keeps it.
       for (const action of SUPPRESSION_ACTIONS) {
-        await p.liftSuppression(s.identityId, action);
-        assert.equal((await p.liftSuppression(s.identityId, action)).changed, false, `lift ${action} twice`);
+        await p.liftSuppression(s.identityId, action, receipts.get(action));
+        assert.equal((await p.liftSuppression(s.identityId, action, receipts.get(action))).changed, false, `lift ${action} twice`);
       }
+      const back = await f.connect(s.identityId, s.password);
+      await back.approved(); // lifted: the identity logs in again as before
+      await Promise.all([conn.close(), back.close()]);
+    });
+
+    test('suppression names the sessions it ended (client name, address, when it started)', async () => {
+      const s = await f.seed();
+      const conn = await f.connect(s.identityId, s.password);
+      const r = await p.suppress(s.identityId, 'revoke-sessions');
+      const mine = (r.ended ?? []).filter((d) => d.name === 'attacker-tool');
+      assert.equal(mine.length, 1, `ended: ${JSON.stringify(r.ended)}`);
+      assert.equal(mine[0]!.address, '127.0.0.1');
+      assert.ok(mine[0]!.lastSeen && !Number.isNaN(Date.parse(mine[0]!.lastSeen)), `lastSeen: ${mine[0]!.lastSeen}`);
+      assert.deepEqual((await p.suppress(s.identityId, 'revoke-sessions')).ended ?? [], [], 'nothing more to end the second time');
+      await p.liftSuppression(s.identityId, 'revoke-sessions', r.receipt);
       await conn.close();
+    });
+
+    test('dependents leave out the sessions suppression ended: the attacker is not a dependent', async () => {
+      const s = await f.seed();
+      const attacker = await f.connect(s.identityId, s.password);
+      const r = await p.suppress(s.identityId, 'revoke-sessions');
+      assert.ok(r.ended?.length, 'the attacker session was ended');
+      await p.liftSuppression(s.identityId, 'revoke-sessions', r.receipt);
+      // The same client comes back (say, before rotation on a lab directory) beside a real dependent.
+      const again = await f.connect(s.identityId, s.password);
+      const app = await f.connect(s.identityId, s.password, 'billing-app');
+      const all = (await p.dependents(s.identityId)).map((d) => d.name).sort();
+      assert.deepEqual(all, ['attacker-tool', 'billing-app']);
+      assert.deepEqual((await p.dependents(s.identityId, r.ended)).map((d) => d.name), ['billing-app']);
+      await Promise.all([attacker.close(), again.close(), app.close()]);
     });
 
     test('restrict narrows to the minimum (never adds), twice is a no-op; restore is exact, twice a no-op', async () => {
       const s = await f.seed();
       const before = (await p.inspect(s.identityId)).grants;
-      const r1 = await p.restrict(s.identityId, [...s.keep, 'not-a-grant-it-had']);
+      const r1 = await p.restrict(s.identityId, [...s.keep, s.notHeld]);
       assert.equal(r1.changed, true, r1.detail);
       const narrowed = (await p.inspect(s.identityId)).grants;
-      assert.ok(!narrowed.includes('not-a-grant-it-had'), 'restrict never adds');
+      assert.ok(!narrowed.includes(s.notHeld), 'restrict never adds');
       for (const g of narrowed) assert.ok(before.includes(g), `${g} was there before`);
       for (const k of s.keep) assert.ok(narrowed.includes(k), `${k} kept`);
       assert.equal((await p.restrict(s.identityId, s.keep)).changed, false);
@@ -104,18 +140,30 @@ for (const make of fixtures) {
       await Promise.all([conn.close(), again.close()]);
     });
 
-    test('evidence of every kind is JSON about the identity and holds no secret', async () => {
+    test('evidence of every kind is JSON about the identity and holds no secret, old or rotated', async () => {
       const s = await f.seed();
+      // The secrets that really flow: the password the live session logged in with (and sent in a
+      // statement the server keeps as session state), then the rotated one, used the same way.
+      const check = async (secret: string, when: string) => {
+        const forms = [secret, Buffer.from(secret).toString('base64'), createHash('sha256').update(secret).digest('hex')];
+        for (const kind of EVIDENCE_KINDS) {
+          const e = await p.evidence(s.identityId, kind);
+          assert.equal(e.contentType, 'application/json');
+          const body = JSON.parse(e.body);
+          assert.equal(body.identityId, s.identityId);
+          assert.ok(kind in body, `${kind} present`);
+          for (const form of forms) assert.ok(!e.body.includes(form), `${when}: no secret (or its hash) in ${kind}`);
+        }
+      };
       const conn = await f.connect(s.identityId, s.password);
-      for (const kind of EVIDENCE_KINDS) {
-        const e = await p.evidence(s.identityId, kind);
-        assert.equal(e.contentType, 'application/json');
-        const body = JSON.parse(e.body);
-        assert.equal(body.identityId, s.identityId);
-        assert.ok(kind in body, `${kind} present`);
-        assert.ok(!e.body.includes(s.password), `no password in ${kind}`);
-      }
-      await conn.close();
+      await conn.carry?.(s.password);
+      await check(s.password, 'before rotation');
+      const fresh = `Rotated-${randomUUID()}`;
+      await p.setSecret(s.identityId, fresh);
+      const owner = await f.connect(s.identityId, fresh);
+      await owner.carry?.(fresh);
+      await check(fresh, 'after rotation');
+      await Promise.all([conn.close(), owner.close()]);
     });
 
     test('dependents name the clients using the identity', async () => {

@@ -13,6 +13,8 @@ test('a small drill loses no containment and applies no mutation twice', { timeo
   assert.deepEqual(r.lost, [], `${r.lost.length} of ${r.containments} containments lost ${where}`);
   assert.deepEqual(r.duplicates, [], `${r.duplicates.length} mutations applied more than once ${where}`);
   assert.deepEqual(r.unexpected, [], `mutations no step asked for ${where}`);
+  assert.deepEqual(r.leaks, [], `rotated secrets outside the vault ${where}`);
+  assert.equal(r.secretsScanned, SMALL_DRILL.containments, 'every containment rotated one secret, and the scan looked for each');
   assert.deepEqual(r.finalStates, { 'completed contained disabled': SMALL_DRILL.containments });
   // The faults really happened.
   assert.equal(r.workerKills, SMALL_DRILL.workerKills);

@@ -104,3 +104,6 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Evidence captures that finished (suppression adds its own evidence of the sessions it ended). */
+export const captured = (s: { actions: { action: string; outcome: string }[] }) => s.actions.filter((a) => a.action.startsWith('evidence:') && a.outcome === 'done').length;

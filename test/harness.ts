@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Runtime } from '@temporalio/worker';
 import { readSealPublicKey } from '../activities/command-seal';
+import { Runtime } from '@temporalio/worker';
 import { loadConfig, type CordonConfig } from '../activities/config';
 import { sendCommand } from '../client/containments';
 import { DevIssuer } from '../client/dev-issuer';
@@ -17,6 +17,7 @@ import type { Policy } from '../workflows/policy';
 import type { CordonRole } from '../workflows/schemas';
 import type { ProviderRegistry } from '../activities/providers/registry';
 import { PgState } from '../activities/state-store';
+import { findSecret } from '../scripts/secret-scan';
 import { createCordonWorker } from '../workers/worker';
 
 workerLog.capture(); // the secret scan reads what this process's workers logged
@@ -100,18 +101,6 @@ export async function withWorker<T>(config: CordonConfig, fn: (ctx: WorkerContex
   }
 }
 
-/** The forms a secret may take in text: as is, JSON-escaped, base64 (payloads), base64url. */
-function forms(secret: string): string[] {
-  const b = Buffer.from(secret);
-  return [...new Set([secret, JSON.stringify(secret).slice(1, -1), b.toString('base64').replace(/=+$/, ''), b.toString('base64url')])];
-}
-
-/** Every base64 run in the text decoded (payload data), so an encoded secret is seen too. */
-function withDecoded(text: string): string {
-  const decoded = [...text.matchAll(/[A-Za-z0-9+/]{16,}={0,2}/g)].map((m) => Buffer.from(m[0], 'base64').toString('utf8'));
-  return decoded.length ? `${text}\n${decoded.join('\n')}` : text;
-}
-
 /** Every file under `dir` (none if it does not exist), whatever its name. */
 async function filesUnder(dir: string): Promise<string[]> {
   const names = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
@@ -136,10 +125,7 @@ export interface SecretScan {
 export async function assertNoSecrets(client: Client, workflowIds: string[], secrets: string[]): Promise<SecretScan> {
   assert.ok(secrets.length > 0, 'the scan needs at least one secret to look for');
   const scan: SecretScan = { workflows: 0, logLines: 0, evidenceFiles: 0, vaultFiles: 0, stateRows: 0 };
-  const check = (where: string, text: string) => {
-    const haystack = withDecoded(text);
-    for (const secret of secrets) for (const form of forms(secret)) assert.ok(!haystack.includes(form), `a secret appears in ${where}`);
-  };
+  const check = (where: string, text: string) => assert.ok(findSecret(text, secrets) === undefined, `a secret appears in ${where}`);
   for (const id of workflowIds) {
     check(`the history of ${id}`, JSON.stringify(await client.workflow.getHandle(id).fetchHistory()));
     scan.workflows++;
@@ -180,3 +166,4 @@ export async function assertNoSecrets(client: Client, workflowIds: string[], sec
 export async function assertNoSecretsInHistories(client: Client, workflowIds: string[], secrets: string[]): Promise<number> {
   return (await assertNoSecrets(client, workflowIds, secrets)).workflows;
 }
+

@@ -9,7 +9,7 @@ import { LocalVault } from '../activities/secret-sink';
 import { DEFAULT_POLICY } from '../workflows/policy';
 import { closeTestEnv, testEnv } from './harness';
 import { listContainments } from '../client/containments';
-import { eventually, policyWith, timedLadder } from './fixtures';
+import { captured, eventually, policyWith, timedLadder } from './fixtures';
 import { scanTouchedHistories, scenario } from './scenario';
 
 after(closeTestEnv);
@@ -19,7 +19,7 @@ const ORIGINAL_GRANTS = ['orders:read', 'orders:write', 'payments:admin'];
 describe('the automatic ladder', () => {
   test('completes under a timed policy: sessions revoked, grants restricted, credential rotated, identity disabled', async () => {
     await scenario({ policy: policyWith(timedLadder()) }, async (sc) => {
-      const state = await sc.until('contained with all evidence', (s) => s.status === 'contained' && s.evidence.length === 3);
+      const state = await sc.until('contained with all evidence', (s) => s.status === 'contained' && captured(s) === 3);
       assert.equal(state.position, 'disabled');
       assert.deepEqual(state.receipts.grantsBefore, ORIGINAL_GRANTS);
       assert.equal(state.receipts.enabledBefore, true);
@@ -37,6 +37,12 @@ describe('the automatic ladder', () => {
         const body = await readFile(new URL(e.uri));
         assert.equal(createHash('sha256').update(body).digest('hex'), e.sha256);
       }
+      // The sessions suppression ended are evidence, written by the suppression step itself (the
+      // session capture beside it may run after the kill and see none).
+      assert.equal(state.evidence.length, 4);
+      const ended = state.evidence.find((e) => e.kind === 'sessions' && !state.actions.some((a) => a.action === 'evidence:sessions' && a.detail.includes(e.sha256)))!;
+      const endedBody = JSON.parse((await readFile(new URL(ended.uri))).toString()) as { body: string };
+      assert.deepEqual((JSON.parse(endedBody.body) as { sessions: { name: string }[] }).sessions.map((x) => x.name).sort(), ['app-server', 'curl/8.5']);
       // Each mutation was applied exactly once.
       const ops = (await sc.mutations()).map((m) => m.op).sort();
       assert.deepEqual(ops, ['block-high-risk-apis', 'disable', 'restrict', 'revoke-sessions', 'revoke-tokens', 'rotate']);
@@ -62,7 +68,7 @@ describe('the automatic ladder', () => {
 describe('suppression and evidence run side by side', () => {
   test('slow evidence (2 s) does not delay suppression', async () => {
     await scenario({ policy: policyWith([]), identity: { faults: { evidenceDelayMs: 2000 } } }, async (sc) => {
-      const state = await sc.until('evidence captured', (s) => s.evidence.length === 3);
+      const state = await sc.until('evidence captured', (s) => captured(s) === 3);
       const suppressions = (await sc.mutations()).map((m) => Date.parse(m.at));
       const firstEvidence = Math.min(...state.actions.filter((a) => a.action.startsWith('evidence:')).map((a) => Date.parse(a.at)));
       assert.equal(suppressions.length, 3);
@@ -78,7 +84,7 @@ describe('suppression and evidence run side by side', () => {
       const evidence = state.actions.filter((a) => a.action.startsWith('evidence:'));
       assert.equal(evidence.length, 3);
       assert.ok(evidence.every((a) => a.outcome === 'failed' && a.detail.includes('evidence capture')));
-      assert.deepEqual(state.evidence, []);
+      assert.deepEqual(state.evidence.map((e) => e.kind), ['sessions'], 'only the sessions suppression ended');
       assert.ok(state.suppressedAt);
       assert.deepEqual((await sc.identity()).sessions, []);
     });

@@ -6,9 +6,6 @@
 import { makeTelemetryFilterString, Runtime, type LogLevel, type LogMetadata, type Logger } from '@temporalio/worker';
 
 const ORDER: Record<LogLevel, number> = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4 };
-// CORDON_TEST_LOG=WARN (or INFO) prints more while debugging a test.
-const level: LogLevel = (process.env.CORDON_TEST_LOG as 'WARN' | 'INFO' | undefined) ?? 'ERROR';
-const printLevel = level;
 
 class CapturingLogger implements Logger {
   private entries: Array<{ level: LogLevel; message: string; meta?: LogMetadata }> | undefined;
@@ -24,7 +21,7 @@ class CapturingLogger implements Logger {
 
   log(level: LogLevel, message: string, meta?: LogMetadata): void {
     if (this.entries && ORDER[level] >= ORDER.DEBUG) this.entries.push({ level, message, meta });
-    if (ORDER[level] >= ORDER[printLevel]) console.error(`${new Date().toISOString()} [${level}] ${message}`, meta ?? '');
+    if (level === 'ERROR') console.error(`${new Date().toISOString()} [${level}] ${message}`, meta ?? '');
   }
   trace(message: string, meta?: LogMetadata) { this.log('TRACE', message, meta); }
   debug(message: string, meta?: LogMetadata) { this.log('DEBUG', message, meta); }
@@ -55,6 +52,6 @@ export const workerLog = new CapturingLogger();
 
 Runtime.install({
   logger: workerLog,
-  // Core's warnings are always forwarded (activity and workflow task failures carry messages, which the secret scan reads).
-  telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: ORDER[level] < ORDER.WARN ? level : 'WARN', other: level }), forward: {} } },
+  // Core's warnings are forwarded too (activity and workflow task failures carry messages).
+  telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }), forward: {} } },
 });

@@ -20,20 +20,37 @@ function testFiles(dir: string): string[] {
 async function main(): Promise<number> {
   const cli = await resolveTemporalCli();
   if (!cli.path) console.warn('cordon test: no local temporal CLI; letting the SDK download the dev server (needs internet)');
+  // Ctrl-C reaches the test process too (same process group); the servers (their own groups) are
+  // stopped in `finally` once it has ended, instead of being left behind by an abrupt exit.
+  let interrupted = false;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      interrupted = true;
+      console.error(`cordon test: ${sig}; stopping the servers`);
+    });
+  }
   const t0 = Date.now();
-  const env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: cli.path ? { type: 'existing-path', path: cli.path } : { type: 'cached-download' },
-      searchAttributes: ALL_SEARCH_ATTRIBUTES,
-      log: { format: 'pretty', level: 'error' },
-    },
-  });
-  console.log(`cordon test: dev server (${cli.source}) at ${env.address}, up in ${Date.now() - t0} ms`);
-  const services = await startTestServices();
+  // The dev server and the provider servers start side by side; whichever fails, the others stop.
+  const [server, provided] = await Promise.allSettled([
+    TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: cli.path ? { type: 'existing-path', path: cli.path } : { type: 'cached-download' },
+        searchAttributes: ALL_SEARCH_ATTRIBUTES,
+        log: { format: 'pretty', level: 'error' },
+      },
+    }).then((e) => (console.log(`cordon test: dev server (${cli.source}) at ${e.address}, up in ${Date.now() - t0} ms`), e)),
+    startTestServices(),
+  ]);
+  if (server.status === 'rejected' || provided.status === 'rejected') {
+    await Promise.all([server.status === 'fulfilled' && server.value.teardown(), provided.status === 'fulfilled' && provided.value.stop()]);
+    throw server.status === 'rejected' ? server.reason : (provided as PromiseRejectedResult).reason;
+  }
+  const [env, services] = [server.value, provided.value];
   // Operators are verified on the worker: a development issuer on loopback signs the suite's tokens.
   const issuerDir = mkdtempSync(join(tmpdir(), 'cordon-issuer-'));
   const issuer = await startDevIssuer(issuerDir);
   try {
+    if (interrupted) return 130;
     const root = join(__dirname);
     const only = process.argv.slice(2);
     const files = (only.length ? only : testFiles(root).sort()).map((f) => relative(process.cwd(), f));

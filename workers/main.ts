@@ -1,7 +1,7 @@
 // The worker process: logger and Prometheus metrics through the SDK runtime, connection from
 // envconfig, graceful shutdown on SIGINT/SIGTERM (the SDK drains within the grace time).
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { loadConfig, redact } from '../activities/config';
+import { describeProviders, loadConfig } from '../activities/config';
 import { temporalTarget } from '../client/connection';
 import { createCordonWorker } from './worker';
 
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const target = temporalTarget();
   const connection = await NativeConnection.connect(target.connectionOptions);
   const { worker, policy, close, state } = await createCordonWorker({ connection, namespace: target.namespace, config });
-  const providers = [`lab (${config.labFile})`, config.postgresUrl && `postgres (${redact(config.postgresUrl)})`, config.redisUrl && `redis (${redact(config.redisUrl)})`].filter(Boolean);
+  const providers = describeProviders(config);
   console.log(
     `cordon worker: ${target.address} namespace=${target.namespace} taskQueue=${config.taskQueue} providers=${providers.join(', ')} state=${state}` +
       (config.metricsPort ? ` metrics=http://127.0.0.1:${config.metricsPort}/metrics` : ''),

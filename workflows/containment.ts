@@ -92,7 +92,7 @@ type Closing = { type: 'abort' | 'rollback'; by: string; reason: string };
 const NON_RETRYABLE = ['IdentityNotFound', 'InvalidConfiguration', 'NotSupported', 'InvalidInput'];
 const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: NON_RETRYABLE };
 // Actions retry through a provider outage of several minutes before the containment asks for a human.
-const act = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', heartbeatTimeout: '20s', retry });
+const act = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', heartbeatTimeout: '10s', retry });
 // Evidence is best effort beside suppression: fewer retries, and its failure never blocks the ladder.
 const evidence = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '2m', scheduleToCloseTimeout: '5m', retry: { ...retry, maximumAttempts: 5 } });
 // Reading the approved policy and verifying a token are short and local to the worker.
@@ -168,6 +168,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   let attention = carried?.attention;
   let stageRunning = false;
   let inflight = 0; // suppressions started by joining signals, awaited before any undo
+  let capturing = 0; // evidence captures running: continue-as-new waits for them
   let woken = 0; // bumped by every accepted command, so waits re-evaluate
   const seals = new Map((carried?.seals ?? []).map((j) => [j.seal, j.exp]));
   const seen = new Set([...(input.follows?.seen ?? []), ...(carried?.seen ?? []), shortHash(first.signalId)]);
@@ -306,7 +307,12 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     if (!cmd.success) return reject(type, 'unauthenticated', `invalid command: ${describeIssues(cmd.error)}`);
     const c = cmd.data;
     if (!c.token) return reject(c.type, 'unauthenticated', 'no token: every command carries the operator\'s sealed OIDC token (cordon command, or --print for the UI)');
-    const verdict = await local.verifyOperator(c.token, { workflowId: info.workflowId, type: c.type, gate: c.gate, reason: c.reason });
+    let verdict;
+    try {
+      verdict = await local.verifyOperator(c.token, { workflowId: info.workflowId, type: c.type, gate: c.gate, reason: c.reason });
+    } catch (err) {
+      return reject(c.type, 'unauthenticated', `the token could not be verified now (${failureText(err)}): try again`);
+    }
     if (!verdict.ok) return reject(c.type, verdict.claimed ? `unverified (claims ${verdict.claimed})` : 'unauthenticated', verdict.reason);
     const p = verdict.principal;
     if (seals.has(verdict.seal)) return reject(c.type, p.username, 'this sealed command was already used on this containment: a captured command cannot be replayed', p);
@@ -403,6 +409,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   async function captureAll(): Promise<void> {
     const kinds = state.plan.evidence.filter((k) => !evidenceTaken.has(k));
     kinds.forEach((k) => evidenceTaken.add(k));
+    capturing++;
     await Promise.all(
       kinds.map(async (kind) => {
         if (dryRun) return record(`evidence:${kind}`, ruleActor(), 'would-do', `would capture ${kind}`);
@@ -414,7 +421,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
           record(`evidence:${kind}`, ruleActor(), 'failed', failureText(err)); // recorded; never undoes suppression
         }
       }),
-    );
+    ).finally(() => capturing--);
   }
 
   async function runStage(sp: StagePlan, actor: string): Promise<void> {
@@ -434,7 +441,8 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
         case 'rotate': {
           if (dryRun) return record('rotate', actor, 'would-do', 'would issue a new credential to the secret sink and retire the old one');
           // The key is the containment's first run: a retry, on any worker or run, sets the same secret.
-          const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`, liftReceipts['revoke-sessions']);
+          // With no login block of ours, an empty receipt tells the provider to leave logins as they are.
+          const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`, liftReceipts['revoke-sessions'] ?? {});
           receipts.rotated = ref;
           return record('rotate', actor, 'done', `new credential in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})`);
         }
@@ -466,7 +474,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
       }
     }
     if (!tooLong()) return;
-    await condition(() => allHandlersFinished() && inflight === 0);
+    await condition(() => allHandlersFinished() && inflight === 0 && capturing === 0);
     const next: ContainmentInput = {
       signal: first,
       dryRun,
@@ -651,7 +659,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     let ok = await step('disable', receipts.enabledBefore !== undefined, () => act.setEnabled(target, receipts.enabledBefore!));
     ok =
       (await step('rotate', receipts.rotated !== undefined, async () => {
-        const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`, liftReceipts['revoke-sessions']);
+        const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`, liftReceipts['revoke-sessions'] ?? {});
         return { changed: true, detail: `a rotated secret cannot be un-rotated: re-issued to the owner in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})` };
       })) && ok;
     ok = (await step('restrict', receipts.grantsBefore !== undefined, () => act.restoreGrants(target, receipts.grantsBefore!))) && ok;

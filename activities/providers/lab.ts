@@ -6,7 +6,8 @@ import { Context } from '@temporalio/activity';
 import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { IdentityKind, type ActionResult, type Dependent, type EvidenceKind, type IdentitySnapshot, type Scope, type SuppressionAction } from '../../workflows/schemas';
+import { IdentityKind, type ActionResult, type Dependent, type EvidenceKind, type IdentitySnapshot, type Receipt, type Scope, type SuppressionAction } from '../../workflows/schemas';
+import { dependentsExcept, sessionAsDependent } from './common';
 import { IdentityNotFoundError, NotSupportedError, type EvidenceArtifact, type IdentityProvider } from './provider';
 
 const Session = z.object({ id: z.string(), device: z.string(), address: z.string(), startedAt: z.string() });
@@ -41,6 +42,29 @@ export const Mutation = z.object({ seq: z.number().int(), at: z.string(), identi
 export type Mutation = z.infer<typeof Mutation>;
 
 /**
+ * Identities by name, in an object with no prototype: a name comes from a signal, and names such
+ * as `__proto__` or `constructor` must be plain keys, never a way into Object.prototype. (zod's
+ * record would assign `__proto__` through the setter and lose it.)
+ */
+const Identities = z
+  .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'identities is an object keyed by identity id')
+  .transform((raw, ctx) => {
+    const out: Record<string, LabIdentity> = Object.create(null);
+    for (const [id, value] of Object.entries(raw)) {
+      const parsed = LabIdentity.safeParse(value);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', path: [id, ...issue.path] });
+        return z.NEVER;
+      }
+      out[id] = parsed.data;
+    }
+    return out;
+  });
+
+/** The identity stored under exactly this name, never something inherited. */
+const own = (identities: Record<string, LabIdentity>, id: string): LabIdentity | undefined => (Object.hasOwn(identities, id) ? identities[id] : undefined);
+
+/**
  * Every mutating call, including the ones that changed nothing, with the activity attempt that
  * made it: a repeated no-op is invisible in `mutations`, and the drill audits these instead.
  */
@@ -68,7 +92,7 @@ function caller(): Pick<Call, 'workflowId' | 'runId' | 'activityId' | 'attempt'>
 }
 
 export const LabState = z.object({
-  identities: z.record(z.string(), LabIdentity).default({}),
+  identities: Identities.default(() => Object.create(null) as Record<string, LabIdentity>),
   mutations: z.array(Mutation).default([]),
   calls: z.array(Call).default([]),
   /** Lab-only: the directory answers nothing until then (a provider outage). */
@@ -192,7 +216,7 @@ export class LabProvider implements IdentityProvider {
     const by = caller();
     return this.dir.update((s) => {
       this.checkAvailable(s);
-      const identity = s.identities[identityId];
+      const identity = own(s.identities, identityId);
       if (!identity) throw new IdentityNotFoundError(this.name, identityId);
       const detail = fn(identity);
       s.calls.push({ seq: s.calls.length + 1, at: new Date().toISOString(), identity: identityId, op, changed: detail !== undefined, ...by });
@@ -205,7 +229,7 @@ export class LabProvider implements IdentityProvider {
   private async get(identityId: string): Promise<LabIdentity> {
     const s = await this.dir.read();
     this.checkAvailable(s);
-    const identity = s.identities[identityId];
+    const identity = own(s.identities, identityId);
     if (!identity) throw new IdentityNotFoundError(this.name, identityId);
     return identity;
   }
@@ -213,20 +237,22 @@ export class LabProvider implements IdentityProvider {
   async inspect(identityId: string): Promise<IdentitySnapshot> {
     const s = await this.dir.read();
     this.checkAvailable(s);
-    const i = s.identities[identityId];
+    const i = own(s.identities, identityId);
     if (!i) return { exists: false, enabled: false, grants: [], sessions: 0 };
     return { exists: true, enabled: i.enabled, grants: [...i.grants], sessions: i.sessions.length };
   }
 
-  suppress(identityId: string, action: SuppressionAction, scope?: Scope): Promise<ActionResult> {
-    return this.mutate(identityId, action, (i) => {
+  async suppress(identityId: string, action: SuppressionAction, scope?: Scope): Promise<ActionResult & { ended?: Dependent[] }> {
+    let ended: Dependent[] = [];
+    const result = await this.mutate(identityId, action, (i) => {
       switch (action) {
         case 'revoke-sessions': {
           // A scoped signal names one session; without scope every session goes.
-          const ended = i.sessions.filter((x) => !scope?.sessionId || x.id === scope.sessionId);
-          if (!ended.length) return undefined;
-          i.sessions = i.sessions.filter((x) => !ended.includes(x));
-          return `ended ${ended.length} session(s): ${ended.map((x) => x.id).join(', ')}`;
+          const gone = i.sessions.filter((x) => !scope?.sessionId || x.id === scope.sessionId);
+          if (!gone.length) return undefined;
+          i.sessions = i.sessions.filter((x) => !gone.includes(x));
+          ended = gone.map((x) => sessionAsDependent(x.device, x.address, x.startedAt));
+          return `ended ${gone.length} session(s): ${gone.map((x) => x.id).join(', ')}`;
         }
         case 'revoke-tokens': {
           const revoked = i.tokens.filter((t) => t.type !== 'access' || !scope?.tokenId || t.id === scope.tokenId);
@@ -244,9 +270,11 @@ export class LabProvider implements IdentityProvider {
           return 'step-up authentication required at next use';
       }
     });
+    return ended.length ? { ...result, ended } : result;
   }
 
-  liftSuppression(identityId: string, action: SuppressionAction): Promise<ActionResult> {
+  // The lab blocks no logins at suppression, so there is no receipt to read.
+  liftSuppression(identityId: string, action: SuppressionAction, _receipt?: Receipt): Promise<ActionResult> {
     // Ended sessions and revoked tokens stay ended: the owner signs in again.
     if (action === 'revoke-sessions' || action === 'revoke-tokens') return Promise.resolve({ changed: false, detail: `${action}: nothing to lift; revocations stay` });
     return this.mutate(identityId, `lift:${action}`, (i) => {
@@ -295,7 +323,7 @@ export class LabProvider implements IdentityProvider {
     });
   }
 
-  async setSecret(identityId: string, secret: string): Promise<ActionResult> {
+  async setSecret(identityId: string, secret: string, _loginBlock?: Receipt): Promise<ActionResult> {
     const { faults } = await this.get(identityId);
     if (faults.rotateDelayMs) await new Promise((r) => setTimeout(r, faults.rotateDelayMs));
     const sha256 = LabDirectory.hashSecret(secret);
@@ -319,8 +347,8 @@ export class LabProvider implements IdentityProvider {
     });
   }
 
-  async dependents(identityId: string): Promise<Dependent[]> {
-    return (await this.get(identityId)).dependents;
+  async dependents(identityId: string, exclude?: Dependent[]): Promise<Dependent[]> {
+    return dependentsExcept((await this.get(identityId)).dependents, exclude);
   }
 
   async close(): Promise<void> {}

@@ -50,3 +50,16 @@ export class IdentityNotFoundError extends Error {
 export class NotSupportedError extends Error {
   override name = 'NotSupported';
 }
+
+/** The request itself is wrong (a malformed grant or rule, an unusable scope or identity id): retrying cannot help. */
+export class InvalidInputError extends Error {
+  override name = 'InvalidInput';
+}
+
+/**
+ * The step ran, but checking the result afterwards found it short of what it must be (say, a
+ * grant that survived restrict). What could be done is done; a human decides what is next.
+ */
+export class IncompleteError extends Error {
+  override name = 'Incomplete';
+}

@@ -1,6 +1,7 @@
 // Builds the providers this worker serves from configuration. Lab is always there; the real
 // systems join when their admin connection is configured.
 import type { CordonConfig } from '../config';
+import { KeycloakProvider } from './keycloak';
 import { LabProvider } from './lab';
 import { PostgresProvider } from './postgres';
 import type { IdentityProvider } from './provider';
@@ -12,6 +13,7 @@ export function createProviders(config: CordonConfig): ProviderRegistry {
   const providers: IdentityProvider[] = [new LabProvider(config.labFile)];
   if (config.postgresUrl) providers.push(new PostgresProvider(config.postgresUrl));
   if (config.redisUrl) providers.push(new RedisProvider(config.redisUrl));
+  if (config.keycloak) providers.push(new KeycloakProvider(config.keycloak));
   return new Map(providers.map((p) => [p.name, p]));
 }
 

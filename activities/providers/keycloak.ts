@@ -1,0 +1,718 @@
+// Keycloak users (humans) and confidential clients with a service account (machines), through
+// the admin REST API.
+//
+// Identity ids:  <realm>/user:<username>      e.g. cordon-test/user:alice
+//                <realm>/client:<clientId>    e.g. cordon-test/client:billing-sync
+// Grants (restrict, restore, block-high-risk-apis), as direct mappings of the user or of the
+// client's service-account user:
+//                realm-role:<role>            client-role:<clientId>:<role>           group:<path>
+// (a ':' or '%' inside the clientId is written %3A / %25; role names and paths are verbatim).
+//
+// Plain `fetch`, not @keycloak/keycloak-admin-client, on measured grounds: the library is 13
+// packages and 6.9 MB (kiota, OpenTelemetry), ESM-only, so this CommonJS build (TypeScript
+// `module: Node16`) cannot import it without TS1479 and a module-system change; it keeps the realm
+// in mutable client state shared by concurrent activities and does not renew its token. What
+// Cordon needs is about twenty documented endpoints and one client-credentials token, below.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ActionResult, Dependent, EvidenceKind, IdentitySnapshot, Receipt, Scope, SuppressionAction } from '../../workflows/schemas';
+import { excludeEnded, notApplicable, outcome, refuse, stripSecrets } from './common';
+import { IdentityNotFoundError, NotSupportedError, type EvidenceArtifact, type IdentityProvider } from './provider';
+
+export interface KeycloakConnection {
+  /** Base URL, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** The realm Cordon's admin client lives in (its token endpoint). */
+  realm: string;
+  clientId: string;
+  clientSecret: string;
+}
+
+export interface KeycloakOptions extends KeycloakConnection {
+  /** Grants block-high-risk-apis removes, in the grant notation above. */
+  highRiskRoles?: string[];
+}
+
+/** An admin API answer other than success, 403 and (when allowed) 404. */
+export class KeycloakHttpError extends Error {
+  constructor(
+    readonly status: number,
+    what: string,
+    detail: string,
+  ) {
+    super(`keycloak: ${what} answered HTTP ${status}${detail ? ` (${detail})` : ''}`);
+  }
+}
+
+/** A path under /admin/realms/ with every interpolated value encoded as one segment. */
+const path = (parts: TemplateStringsArray, ...values: (string | number)[]) => parts.reduce((acc, p, i) => acc + p + (i < values.length ? encodeURIComponent(String(values[i])) : ''), '');
+
+/** The admin REST API with a client-credentials token, renewed before it expires (or on a 401). */
+export class KeycloakAdmin {
+  private token?: { value: string; until: number };
+  private pending?: Promise<string>;
+  /** Keycloak's own clock (from Date headers), for not-before values that must beat its tokens' iat. */
+  private skewMs = 0;
+
+  constructor(readonly conn: KeycloakConnection) {}
+
+  private async accessToken(): Promise<string> {
+    if (this.token && Date.now() < this.token.until) return this.token.value;
+    this.pending ??= (async () => {
+      const res = await fetch(`${this.conn.url}/realms/${encodeURIComponent(this.conn.realm)}/protocol/openid-connect/token`, {
+        method: 'POST',
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: this.conn.clientId, client_secret: this.conn.clientSecret }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const body = (await res.json().catch(() => ({}))) as { access_token?: string; expires_in?: number; error?: string };
+      // Wrong credentials or realm: no retry fixes that. A server error may pass.
+      if (res.status === 400 || res.status === 401 || res.status === 404) {
+        throw new NotSupportedError(`keycloak: Cordon's admin client "${this.conn.clientId}" cannot sign in to realm "${this.conn.realm}" (${body.error ?? res.status}): check CORDON_KEYCLOAK_REALM, _CLIENT_ID and _CLIENT_SECRET`);
+      }
+      if (!res.ok || !body.access_token) throw new KeycloakHttpError(res.status, 'the token endpoint', body.error ?? '');
+      const life = (body.expires_in ?? 60) * 1000;
+      this.token = { value: body.access_token, until: Date.now() + Math.max(life - 15_000, life / 2) };
+      return body.access_token;
+    })().finally(() => (this.pending = undefined));
+    return this.pending;
+  }
+
+  /** Keycloak's time now, in seconds. */
+  serverSeconds(): number {
+    return Math.floor((Date.now() + this.skewMs) / 1000);
+  }
+
+  /**
+   * Calls `method path` under /admin/realms/. 404 is `undefined` when `allowMissing`; 403 means the
+   * admin client lacks a role, which no retry fixes.
+   */
+  async call<T>(method: string, p: string, o: { body?: unknown; text?: string; query?: Record<string, string | number | boolean | undefined>; allowMissing?: boolean } = {}): Promise<T | undefined> {
+    const url = new URL(`${this.conn.url}/admin/realms/${p}`);
+    for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    for (let attempt = 0; ; attempt++) {
+      const res = await fetch(url, {
+        method,
+        headers: {
+          authorization: `Bearer ${await this.accessToken()}`,
+          accept: 'application/json',
+          ...(o.body !== undefined ? { 'content-type': 'application/json' } : o.text !== undefined ? { 'content-type': 'text/plain' } : {}),
+        },
+        body: o.body !== undefined ? JSON.stringify(o.body) : o.text,
+        signal: AbortSignal.timeout(15_000),
+      });
+      const date = Date.parse(res.headers.get('date') ?? '');
+      if (!Number.isNaN(date)) this.skewMs = date - Date.now();
+      if (res.status === 401 && attempt === 0) {
+        this.token = undefined; // revoked or expired early: one fresh token
+        continue;
+      }
+      const text = await res.text();
+      if (res.ok) return (text ? JSON.parse(text) : undefined) as T;
+      if (res.status === 404 && o.allowMissing) return undefined;
+      if (res.status === 403) {
+        throw new NotSupportedError(`keycloak: Cordon's admin client may not ${method} ${url.pathname} (403): it lacks a realm-management role (see the README's provider section) or the realm is not its to manage`);
+      }
+      // Keycloak's error bodies name the problem ({"error": …, "errorMessage": …}); they never echo a secret we sent.
+      let detail = '';
+      try {
+        const e = JSON.parse(text) as { error?: string; errorMessage?: string; error_description?: string };
+        detail = (e.errorMessage ?? e.error_description ?? e.error ?? '').slice(0, 200);
+      } catch {
+        detail = '';
+      }
+      throw new KeycloakHttpError(res.status, `${method} ${url.pathname}`, detail);
+    }
+  }
+}
+
+// ---- identities and grants ------------------------------------------------------------------
+
+export interface IdentityRef {
+  realm: string;
+  kind: 'user' | 'client';
+  name: string;
+}
+
+export function parseIdentity(identityId: string): IdentityRef | undefined {
+  const m = /^([^/\s]+)\/(user|client):(\S+)$/.exec(identityId);
+  return m ? { realm: m[1]!, kind: m[2] as 'user' | 'client', name: m[3]! } : undefined;
+}
+
+type Grant = { type: 'realm-role'; role: string } | { type: 'client-role'; clientId: string; role: string } | { type: 'group'; path: string };
+
+const encodeClientId = (c: string) => c.replace(/%/g, '%25').replace(/:/g, '%3A');
+
+export function formatGrant(g: Grant): string {
+  if (g.type === 'realm-role') return `realm-role:${g.role}`;
+  if (g.type === 'client-role') return `client-role:${encodeClientId(g.clientId)}:${g.role}`;
+  return `group:${g.path}`;
+}
+
+export function parseGrant(text: string): Grant {
+  let m = /^realm-role:(.+)$/.exec(text);
+  if (m) return { type: 'realm-role', role: m[1]! };
+  m = /^client-role:([^:]+):(.+)$/.exec(text);
+  if (m) return { type: 'client-role', clientId: decodeURIComponent(m[1]!), role: m[2]! };
+  m = /^group:(\/.*[^/])$/.exec(text);
+  if (m) return { type: 'group', path: m[1]! };
+  throw new NotSupportedError(`keycloak: "${text}" is not a grant in Cordon's notation (realm-role:<role>, client-role:<clientId>:<role>, group:</path>)`);
+}
+
+interface RoleRep {
+  id: string;
+  name: string;
+}
+interface UserRep {
+  id: string;
+  username: string;
+  enabled: boolean;
+  requiredActions?: string[];
+  notBefore?: number;
+  [k: string]: unknown;
+}
+interface ClientRep {
+  id: string;
+  clientId: string;
+  enabled: boolean;
+  publicClient?: boolean;
+  bearerOnly?: boolean;
+  serviceAccountsEnabled?: boolean;
+  clientAuthenticatorType?: string;
+  notBefore?: number;
+  attributes?: Record<string, string>;
+  [k: string]: unknown;
+}
+interface SessionRep {
+  id: string;
+  ipAddress: string;
+  start: number;
+  lastAccess: number;
+  clients: Record<string, string>;
+}
+interface EventRep {
+  time: number;
+  type: string;
+  clientId?: string;
+  userId?: string;
+  sessionId?: string;
+  ipAddress?: string;
+  error?: string;
+  details?: Record<string, string>;
+}
+interface ConsentRep {
+  clientId: string;
+  grantedClientScopes?: string[];
+  createdDate?: number;
+  lastUpdatedDate?: number;
+  additionalGrants?: { client: string; key: string }[];
+}
+interface CredentialRep {
+  id: string;
+  type: string;
+  userLabel?: string;
+  createdDate?: number;
+}
+
+/** A direct mapping the identity holds, with what removing it takes. */
+type Held = { grant: string } & ({ type: 'realm-role'; role: RoleRep } | { type: 'client-role'; clientUuid: string; role: RoleRep } | { type: 'group'; groupId: string });
+
+/** An identity as found: the user, or the client and its service-account user. */
+interface Found {
+  id: string;
+  ref: IdentityRef;
+  user?: UserRep;
+  client?: ClientRep;
+}
+
+// Step-up asks for both at the next sign-in; a temporary password issued by Cordon needs UPDATE_PASSWORD.
+const STEP_UP_ACTIONS = ['CONFIGURE_TOTP', 'UPDATE_PASSWORD'];
+// Client-credentials tokens have no session; a grant seen within this window may still be live
+// (Keycloak's default access-token lifespan is 5 minutes; the realm's own value needs view-realm).
+const TOKEN_WINDOW_S = 3600;
+const CORDON_LABEL = 'cordon:';
+/** Longer than a token request takes, so that one in flight during a logout has finished. */
+const RACE_SETTLE_MS = 250;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Events that hand out tokens: who used the identity. */
+const TOKEN_EVENTS = ['CLIENT_LOGIN', 'LOGIN', 'CODE_TO_TOKEN', 'REFRESH_TOKEN', 'TOKEN_EXCHANGE'];
+
+const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undefined);
+const fingerprint = (secret: string) => createHash('sha256').update(secret).digest('hex').slice(0, 12);
+const sameSecret = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+const list = (v: Receipt[string] | undefined): string[] => {
+  try {
+    const x = typeof v === 'string' ? JSON.parse(v) : [];
+    return Array.isArray(x) ? x.map(String) : [];
+  } catch {
+    return [];
+  }
+};
+
+export class KeycloakProvider implements IdentityProvider {
+  readonly name = 'keycloak';
+  readonly api: KeycloakAdmin;
+  private readonly highRisk: string[];
+
+  constructor(o: KeycloakOptions) {
+    this.api = new KeycloakAdmin(o);
+    this.highRisk = o.highRiskRoles ?? [];
+    this.highRisk.forEach(parseGrant);
+  }
+
+  private get conn() {
+    return this.api.conn;
+  }
+
+  // ---- lookups ----
+
+  private async find(identityId: string): Promise<Found | undefined> {
+    const ref = parseIdentity(identityId);
+    if (!ref) return undefined;
+    const r = ref.realm;
+    if (ref.kind === 'user') {
+      const users = await this.api.call<UserRep[]>('GET', path`${r}/users`, { query: { username: ref.name, exact: true, briefRepresentation: false }, allowMissing: true });
+      const user = users?.find((u) => u.username === ref.name);
+      return user && { id: identityId, ref, user };
+    }
+    const clients = await this.api.call<ClientRep[]>('GET', path`${r}/clients`, { query: { clientId: ref.name, search: false }, allowMissing: true });
+    const client = clients?.find((c) => c.clientId === ref.name);
+    if (!client) return undefined;
+    const user = client.serviceAccountsEnabled ? await this.api.call<UserRep>('GET', path`${r}/clients/${client.id}/service-account-user`, { allowMissing: true }) : undefined;
+    return { id: identityId, ref, client, user };
+  }
+
+  private async need(identityId: string): Promise<Found> {
+    const f = await this.find(identityId);
+    if (!f) throw new IdentityNotFoundError(this.name, identityId);
+    return f;
+  }
+
+  /** The identity, or an error saying why Cordon will not act on it. */
+  private async mutable(identityId: string): Promise<Found> {
+    const f = await this.need(identityId);
+    const own = f.ref.realm === this.conn.realm;
+    let why: string | undefined;
+    if (own && f.client?.clientId === this.conn.clientId) why = "it is Cordon's own admin client";
+    else if (own && f.user?.username === `service-account-${this.conn.clientId}`.toLowerCase()) why = "it is the service account of Cordon's own admin client";
+    else if (f.ref.realm === 'master' && f.user) {
+      const roles = (await this.api.call<RoleRep[]>('GET', path`master/users/${f.user.id}/role-mappings/realm/composite`)) ?? [];
+      if (roles.some((x) => x.name === 'admin')) why = 'it is an administrator of the master realm (contain it by hand)';
+    }
+    refuse(this.name, identityId, why);
+    return f;
+  }
+
+  private async held(realm: string, user: UserRep | undefined): Promise<Held[]> {
+    if (!user) return [];
+    const u = user.id;
+    // The combined /role-mappings hides realm roles without view-realm, so realm roles come from their own endpoint.
+    const [realmRoles, all, groups] = await Promise.all([
+      this.api.call<RoleRep[]>('GET', path`${realm}/users/${u}/role-mappings/realm`),
+      this.api.call<{ clientMappings?: Record<string, { id: string; client: string; mappings: RoleRep[] }> }>('GET', path`${realm}/users/${u}/role-mappings`),
+      this.api.call<{ id: string; path: string }[]>('GET', path`${realm}/users/${u}/groups`, { query: { briefRepresentation: true, first: 0, max: 10_000 } }),
+    ]);
+    const out: Held[] = [
+      ...(realmRoles ?? []).map((role) => ({ grant: formatGrant({ type: 'realm-role', role: role.name }), type: 'realm-role' as const, role })),
+      ...Object.values(all?.clientMappings ?? {}).flatMap((c) =>
+        c.mappings.map((role) => ({ grant: formatGrant({ type: 'client-role', clientId: c.client, role: role.name }), type: 'client-role' as const, clientUuid: c.id, role })),
+      ),
+      ...(groups ?? []).map((g) => ({ grant: formatGrant({ type: 'group', path: g.path }), type: 'group' as const, groupId: g.id })),
+    ];
+    return out.sort((a, b) => (a.grant < b.grant ? -1 : a.grant > b.grant ? 1 : 0));
+  }
+
+  private async removeHeld(realm: string, user: UserRep, items: Held[]): Promise<void> {
+    const u = user.id;
+    const realmRoles = items.flatMap((h) => (h.type === 'realm-role' ? [h.role] : []));
+    if (realmRoles.length) await this.api.call('DELETE', path`${realm}/users/${u}/role-mappings/realm`, { body: realmRoles });
+    const byClient = new Map<string, RoleRep[]>();
+    for (const h of items) if (h.type === 'client-role') byClient.set(h.clientUuid, [...(byClient.get(h.clientUuid) ?? []), h.role]);
+    for (const [c, roles] of byClient) await this.api.call('DELETE', path`${realm}/users/${u}/role-mappings/clients/${c}`, { body: roles });
+    for (const h of items) if (h.type === 'group') await this.api.call('DELETE', path`${realm}/users/${u}/groups/${h.groupId}`);
+  }
+
+  /** Finds what adding `grants` takes; refuses (before changing anything) if one no longer exists. */
+  private async lookup(realm: string, user: UserRep, grants: string[]): Promise<Held[]> {
+    const parsed = grants.map((g) => [g, parseGrant(g)] as const);
+    // Realm roles by name need view-realm; these two lists name every realm role, without it: the
+    // ones the user could be given, and the ones it holds already through a group or composite.
+    const available = parsed.some(([, p]) => p.type === 'realm-role')
+      ? (
+          await Promise.all([
+            this.api.call<RoleRep[]>('GET', path`${realm}/users/${user.id}/role-mappings/realm/available`),
+            this.api.call<RoleRep[]>('GET', path`${realm}/users/${user.id}/role-mappings/realm/composite`),
+          ])
+        ).flatMap((x) => x ?? [])
+      : [];
+    const missing: string[] = [];
+    const out: Held[] = [];
+    for (const [grant, p] of parsed) {
+      if (p.type === 'realm-role') {
+        const role = available.find((r) => r.name === p.role);
+        if (role) out.push({ grant, type: 'realm-role', role });
+        else missing.push(grant);
+      } else if (p.type === 'client-role') {
+        const client = (await this.api.call<ClientRep[]>('GET', path`${realm}/clients`, { query: { clientId: p.clientId, search: false } }))?.find((c) => c.clientId === p.clientId);
+        const role = client && (await this.api.call<RoleRep>('GET', path`${realm}/clients/${client.id}/roles/${p.role}`, { allowMissing: true }));
+        if (client && role) out.push({ grant, type: 'client-role', clientUuid: client.id, role });
+        else missing.push(grant);
+      } else {
+        const group = await this.api.call<{ id: string }>('GET', `${encodeURIComponent(realm)}/group-by-path/${p.path.slice(1).split('/').map(encodeURIComponent).join('/')}`, { allowMissing: true });
+        if (group) out.push({ grant, type: 'group', groupId: group.id });
+        else missing.push(grant);
+      }
+    }
+    if (missing.length) throw new NotSupportedError(`keycloak: cannot restore ${missing.join(', ')}: no longer in realm "${realm}"`);
+    return out;
+  }
+
+  private async addHeld(realm: string, user: UserRep, items: Held[]): Promise<void> {
+    const u = user.id;
+    const realmRoles = items.flatMap((h) => (h.type === 'realm-role' ? [h.role] : []));
+    if (realmRoles.length) await this.api.call('POST', path`${realm}/users/${u}/role-mappings/realm`, { body: realmRoles });
+    const byClient = new Map<string, RoleRep[]>();
+    for (const h of items) if (h.type === 'client-role') byClient.set(h.clientUuid, [...(byClient.get(h.clientUuid) ?? []), h.role]);
+    for (const [c, roles] of byClient) await this.api.call('POST', path`${realm}/users/${u}/role-mappings/clients/${c}`, { body: roles });
+    for (const h of items) if (h.type === 'group') await this.api.call('PUT', path`${realm}/users/${u}/groups/${h.groupId}`);
+  }
+
+  private sessions(realm: string, user: UserRep | undefined): Promise<SessionRep[]> {
+    return user ? this.api.call<SessionRep[]>('GET', path`${realm}/users/${user.id}/sessions`).then((s) => s ?? []) : Promise.resolve([]);
+  }
+
+  private consents(realm: string, user: UserRep): Promise<ConsentRep[]> {
+    return this.api.call<ConsentRep[]>('GET', path`${realm}/users/${user.id}/consents`).then((c) => c ?? []);
+  }
+
+  /** Token grants recorded as events (client credentials and, for users, logins); newest first. */
+  private events(realm: string, query: Record<string, string | number | undefined>): Promise<EventRep[]> {
+    return this.api.call<EventRep[]>('GET', path`${realm}/events`, { query: { max: 200, ...query } }).then((e) => e ?? []);
+  }
+
+  /** Client-credentials grants after the client's not-before that may still be live. */
+  private async liveGrants(f: Found): Promise<EventRep[]> {
+    if (!f.client) return [];
+    const since = Math.max((f.client.notBefore ?? 0) * 1000, (this.api.serverSeconds() - TOKEN_WINDOW_S) * 1000);
+    return (await this.events(f.ref.realm, { client: f.client.clientId, type: 'CLIENT_LOGIN' })).filter((e) => e.time >= since && !e.error);
+  }
+
+  private asDependents(sessions: SessionRep[]): Dependent[] {
+    return sessions.flatMap((s) => Object.values(s.clients ?? {}).map((c) => ({ name: c, address: s.ipAddress, lastSeen: iso(s.lastAccess) })));
+  }
+
+  // ---- session ending, shared by suppression, restrict, rotate and disable ----
+
+  /**
+   * Ends what the identity's credentials opened: a user's sessions (logout also sets its
+   * not-before); for a client, its not-before (refused by introspection from then on) and its
+   * service account's sessions. Returns what ended.
+   */
+  private async endSessions(f: Found, force = false, offline: SessionRep[] = []): Promise<{ ended: Dependent[]; notBefore: boolean }> {
+    const r = f.ref.realm;
+    const sessions = await this.sessions(r, f.user);
+    if ((sessions.length || offline.length) && f.user) await this.logout(r, f.user, sessions, offline);
+    const ended = this.asDependents(sessions);
+    if (!f.client) return { ended, notBefore: false };
+    const grants = await this.liveGrants(f);
+    const stale = (f.client.notBefore ?? 0) < this.api.serverSeconds() - TOKEN_WINDOW_S;
+    if (!force && !grants.length && !stale) return { ended, notBefore: false };
+    // +1: Keycloak keeps a token whose iat equals the not-before; one minted this very second must die too.
+    const notBefore = this.api.serverSeconds() + 1;
+    await this.api.call('PUT', path`${r}/clients/${f.client.id}`, { body: { notBefore } });
+    f.client.notBefore = notBefore;
+    const byAddress = new Map<string, Dependent>();
+    for (const e of grants) if (!byAddress.has(e.ipAddress ?? '')) byAddress.set(e.ipAddress ?? '', { name: f.client.clientId, address: e.ipAddress, lastSeen: iso(e.time) });
+    return { ended: [...ended, ...byAddress.values()], notBefore: true };
+  }
+
+  /**
+   * Logs a user out so that they stay out. Keycloak 26.7 can lose a logout to a refresh in flight:
+   * the session lives on in its cache, invisible to the admin API, and its refresh tokens keep
+   * working (seen here with a client refreshing in a loop). So the known sessions are deleted
+   * again once requests in flight have finished, and a second logout in a later second sets a
+   * not-before newer than any token the race could have minted.
+   */
+  private async logout(realm: string, user: UserRep, sessions: SessionRep[], offline: SessionRep[] = []): Promise<void> {
+    const logout = path`${realm}/users/${user.id}/logout`;
+    const again = () =>
+      Promise.all([
+        ...sessions.map((s) => this.api.call('DELETE', path`${realm}/sessions/${s.id}`, { allowMissing: true })),
+        ...offline.map((s) => this.api.call('DELETE', path`${realm}/sessions/${s.id}`, { query: { isOffline: true }, allowMissing: true })),
+      ]);
+    await this.api.call('POST', logout);
+    const t0 = Date.now();
+    await sleep(RACE_SETTLE_MS);
+    await again();
+    await sleep(Math.max(0, 1000 + RACE_SETTLE_MS - (Date.now() - t0)));
+    await this.api.call('POST', logout);
+    await sleep(RACE_SETTLE_MS);
+    await again();
+  }
+
+  private describeEnded(x: { ended: Dependent[]; notBefore: boolean }, f: Found): (string | false)[] {
+    const sessions = x.ended.filter((d) => d.name !== f.client?.clientId);
+    return [sessions.length > 0 && `ended ${sessions.length} session client(s) (logout, not-before set)`, x.notBefore && `client not-before set: its issued tokens fail introspection`];
+  }
+
+  // ---- the interface ----
+
+  async inspect(identityId: string): Promise<IdentitySnapshot> {
+    const f = await this.find(identityId);
+    if (!f) return { exists: false, enabled: false, grants: [], sessions: 0 };
+    const [held, sessions, grants] = await Promise.all([this.held(f.ref.realm, f.user), this.sessions(f.ref.realm, f.user), this.liveGrants(f)]);
+    const enabled = f.client ? f.client.enabled : f.user!.enabled;
+    return { exists: true, enabled, grants: held.map((h) => h.grant), sessions: sessions.length + grants.length };
+  }
+
+  async suppress(identityId: string, action: SuppressionAction, scope?: Scope): Promise<ActionResult & { ended?: Dependent[] }> {
+    const f = await this.mutable(identityId);
+    const r = f.ref.realm;
+    switch (action) {
+      case 'revoke-sessions':
+      case 'revoke-tokens': {
+        if (scope?.sessionId && f.user && !f.client) {
+          // One named session: it goes, with the tokens it issued; the rest stay. Deleted again once
+          // a refresh in flight has finished (see logout()); without a not-before, the user's other sessions live on.
+          const s = (await this.sessions(r, f.user)).find((x) => x.id === scope.sessionId);
+          if (s) {
+            await this.api.call('DELETE', path`${r}/sessions/${s.id}`, { allowMissing: true });
+            await sleep(RACE_SETTLE_MS);
+            await this.api.call('DELETE', path`${r}/sessions/${s.id}`, { allowMissing: true });
+          }
+          return { ...outcome(action, [s && `ended session ${s.id}`]), ended: s ? this.asDependents([s]) : [] };
+        }
+        if (action === 'revoke-sessions' || !f.user) {
+          const x = await this.endSessions(f);
+          return { ...outcome(action, this.describeEnded(x, f)), ended: x.ended };
+        }
+        // Offline sessions outlive a logout; revoking a client's consent removes them with it. The
+        // logout that follows puts a not-before past every offline token the attacker holds.
+        const [consents, offline] = [await this.consents(r, f.user), await this.offlineSessions(r, f.user)];
+        for (const c of consents) await this.api.call('DELETE', path`${r}/users/${f.user.id}/consents/${c.clientId}`, { allowMissing: true });
+        const x = await this.endSessions(f, false, offline);
+        const changes = [...this.describeEnded(x, f), consents.length > 0 && `revoked offline tokens and consents for ${consents.map((c) => c.clientId).join(', ')}`];
+        x.ended.push(...offline.flatMap((o) => Object.values(o.clients ?? {}).map((c) => ({ name: c, address: o.ipAddress, lastSeen: iso(o.lastAccess) }))));
+        return { ...outcome(action, changes), ended: x.ended };
+      }
+      case 'force-step-up': {
+        if (!f.user || f.client) return notApplicable(this.name, action, 'a client signs in with its secret, never interactively');
+        const before = f.user.requiredActions ?? [];
+        const added = STEP_UP_ACTIONS.filter((a) => !before.includes(a));
+        if (added.length) await this.api.call('PUT', path`${r}/users/${f.user.id}`, { body: { requiredActions: [...before, ...added] } });
+        return {
+          ...outcome(action, [added.length > 0 && `required at next sign-in: ${added.join(', ')} (live sessions continue)`]),
+          receipt: { requiredActionsBefore: JSON.stringify(before), added: JSON.stringify(added) },
+        };
+      }
+      case 'block-high-risk-apis': {
+        if (!this.highRisk.length) return notApplicable(this.name, action, 'no high-risk roles configured (CORDON_KEYCLOAK_HIGH_RISK_ROLES)');
+        const held = await this.held(r, f.user);
+        const removed = held.filter((h) => this.highRisk.includes(h.grant));
+        if (removed.length && f.user) await this.removeHeld(r, f.user, removed);
+        // Still effective through a group or a composite: said, not silently ignored.
+        const effective = f.user ? ((await this.api.call<RoleRep[]>('GET', path`${r}/users/${f.user.id}/role-mappings/realm/composite`)) ?? []).map((x) => `realm-role:${x.name}`) : [];
+        const still = this.highRisk.filter((g) => effective.includes(g));
+        const result = outcome(action, [removed.length > 0 && `removed ${removed.map((h) => h.grant).join(', ')} (tokens refreshed from now on lack them; issued ones keep them until they expire)`]);
+        if (still.length) result.detail += `; still effective through a group or composite role: ${still.join(', ')}`;
+        return { ...result, receipt: { removed: JSON.stringify(removed.map((h) => h.grant)) } };
+      }
+    }
+  }
+
+  async liftSuppression(identityId: string, action: SuppressionAction, receipt?: Receipt): Promise<ActionResult> {
+    if (action === 'revoke-sessions' || action === 'revoke-tokens') return notApplicable(this.name, action, 'ended sessions and revoked tokens stay revoked; the owner signs in again');
+    const f = await this.mutable(identityId);
+    const r = f.ref.realm;
+    if (!receipt) return { changed: false, detail: `lift:${action}: no receipt, so nothing is known to undo` };
+    if (action === 'force-step-up') {
+      if (!f.user || f.client) return notApplicable(this.name, action, 'nothing was required of a client');
+      const added = list(receipt.added);
+      // A temporary password Cordon issued since still needs UPDATE_PASSWORD: that one stays.
+      const creds = (await this.api.call<CredentialRep[]>('GET', path`${r}/users/${f.user.id}/credentials`)) ?? [];
+      const cordonPassword = creds.some((c) => c.type === 'password' && c.userLabel?.startsWith(CORDON_LABEL));
+      const drop = added.filter((a) => (f.user!.requiredActions ?? []).includes(a) && !(a === 'UPDATE_PASSWORD' && cordonPassword));
+      if (drop.length) await this.api.call('PUT', path`${r}/users/${f.user.id}`, { body: { requiredActions: (f.user.requiredActions ?? []).filter((a) => !drop.includes(a)) } });
+      return outcome(`lift:${action}`, [drop.length > 0 && `no longer required: ${drop.join(', ')}`]);
+    }
+    const removed = list(receipt.removed);
+    if (!f.user) return outcome(`lift:${action}`, []);
+    const current = (await this.held(r, f.user)).map((h) => h.grant);
+    const add = removed.filter((g) => !current.includes(g));
+    if (add.length) await this.addHeld(r, f.user, await this.lookup(r, f.user, add));
+    return outcome(`lift:${action}`, [add.length > 0 && `high-risk roles back: ${add.join(', ')}`]);
+  }
+
+  async evidence(identityId: string, kind: EvidenceKind): Promise<EvidenceArtifact> {
+    const f = await this.need(identityId);
+    const r = f.ref.realm;
+    const u = f.user;
+    const c = f.client;
+    const event = (e: EventRep) => ({ time: iso(e.time), type: e.type, clientId: e.clientId, userId: e.userId, sessionId: e.sessionId, ipAddress: e.ipAddress, error: e.error, details: e.details && stripSecrets(e.details) });
+    const body: Record<EvidenceKind, () => Promise<unknown>> = {
+      'auth-events': async () => {
+        // Representations are left out of admin events: they can hold what an admin set, secrets included.
+        const adminPaths = [...(c ? [`clients/${c.id}*`] : []), ...(u ? [`users/${u.id}*`] : [])];
+        const [byUser, byClient, ...admin] = await Promise.all([
+          u ? this.events(r, { user: u.id }) : [],
+          c ? this.events(r, { client: c.clientId }) : [],
+          ...adminPaths.map((resourcePath) =>
+            this.api.call<{ time: number; operationType: string; resourceType: string; resourcePath: string; authDetails?: Record<string, string>; error?: string }[]>('GET', path`${r}/admin-events`, { query: { resourcePath, max: 200 } }),
+          ),
+        ]);
+        const seen = new Set<string>();
+        const login = [...byUser, ...byClient].filter((e) => !seen.has(`${e.time}${e.type}${e.sessionId}`) && seen.add(`${e.time}${e.type}${e.sessionId}`)).sort((a, b) => b.time - a.time);
+        return {
+          source: 'Keycloak login and admin events (kept while the realm stores events)',
+          login: login.map(event),
+          admin: admin
+            .flatMap((a) => a ?? [])
+            .sort((a, b) => b.time - a.time)
+            .map((a) => ({ time: iso(a.time), operation: a.operationType, resourceType: a.resourceType, resourcePath: a.resourcePath, by: a.authDetails, error: a.error })),
+        };
+      },
+      sessions: async () => {
+        const online = await this.sessions(r, u);
+        const offline = u ? await this.offlineSessions(r, u) : [];
+        const clientSessions = c ? ((await this.api.call<SessionRep[]>('GET', path`${r}/clients/${c.id}/user-sessions`, { query: { max: 1000 } })) ?? []) : [];
+        const grants = c ? (await this.liveGrants(f)).map(event) : [];
+        const shape = (s: SessionRep & { username?: string }) => ({ id: s.id, username: s.username, ipAddress: s.ipAddress, started: iso(s.start), lastAccess: iso(s.lastAccess), clients: Object.values(s.clients ?? {}) });
+        return { online: online.map(shape), offline: offline.map(shape), ...(c ? { signedInThroughClient: clientSessions.map(shape), liveClientCredentialGrants: grants } : {}) };
+      },
+      'token-metadata': async () => ({
+        notBefore: { user: u?.notBefore ?? null, client: c?.notBefore ?? null },
+        // Types, dates and labels only: never secret or credential data.
+        credentials: u ? ((await this.api.call<CredentialRep[]>('GET', path`${r}/users/${u.id}/credentials`)) ?? []).map((x) => ({ id: x.id, type: x.type, userLabel: x.userLabel, created: iso(x.createdDate) })) : [],
+        consents: u ? (await this.consents(r, u)).map((x) => ({ clientId: x.clientId, scopes: x.grantedClientScopes, created: iso(x.createdDate), lastUpdated: iso(x.lastUpdatedDate), grants: x.additionalGrants?.map((g) => g.key) })) : [],
+        ...(c
+          ? {
+              client: {
+                authenticator: c.clientAuthenticatorType,
+                secretCreated: c.attributes?.['client.secret.creation.time'] ? iso(Number(c.attributes['client.secret.creation.time']) * 1000) : null,
+                rotatedSecretPresent: Boolean(await this.api.call('GET', path`${r}/clients/${c.id}/client-secret/rotated`, { allowMissing: true })),
+                accessTokenLifespan: c.attributes?.['access.token.lifespan'] ?? 'realm default',
+              },
+            }
+          : {}),
+      }),
+      grants: async () => {
+        const held = await this.held(r, u);
+        const effective = u ? ((await this.api.call<RoleRep[]>('GET', path`${r}/users/${u.id}/role-mappings/realm/composite`)) ?? []).map((x) => x.name).sort() : [];
+        return { direct: held.map((h) => h.grant), effectiveRealmRoles: effective, serviceAccount: c ? (u?.username ?? null) : undefined };
+      },
+      'config-snapshot': async () => ({
+        user: u ? stripSecrets(u) : null,
+        client: c ? stripSecrets((await this.api.call<ClientRep>('GET', path`${r}/clients/${c.id}`)) ?? c) : undefined,
+      }),
+    };
+    return { contentType: 'application/json', body: JSON.stringify({ identityId, capturedAt: new Date().toISOString(), [kind]: await body[kind]() }) };
+  }
+
+  private async offlineSessions(realm: string, user: UserRep): Promise<(SessionRep & { username?: string })[]> {
+    const out: SessionRep[] = [];
+    for (const consent of await this.consents(realm, user)) {
+      const client = (await this.api.call<ClientRep[]>('GET', path`${realm}/clients`, { query: { clientId: consent.clientId, search: false } }))?.find((x) => x.clientId === consent.clientId);
+      if (client) out.push(...((await this.api.call<SessionRep[]>('GET', path`${realm}/users/${user.id}/offline-sessions/${client.id}`, { allowMissing: true })) ?? []));
+    }
+    return out;
+  }
+
+  async restrict(identityId: string, keep: string[]): Promise<ActionResult> {
+    const f = await this.mutable(identityId);
+    const held = await this.held(f.ref.realm, f.user);
+    const removed = held.filter((h) => !keep.includes(h.grant));
+    if (removed.length && f.user) await this.removeHeld(f.ref.realm, f.user, removed);
+    // Issued tokens carry the old roles until they expire: end what carries them.
+    const x = removed.length ? await this.endSessions(f, true) : await this.endSessions(f);
+    return outcome('restrict', [removed.length > 0 && `removed ${removed.map((h) => h.grant).join(', ')}`, ...this.describeEnded(x, f)]);
+  }
+
+  async restore(identityId: string, grants: string[]): Promise<ActionResult> {
+    grants.forEach(parseGrant); // refuse a bad receipt before changing anything
+    const f = await this.mutable(identityId);
+    if (!f.user) {
+      if (grants.length) throw new NotSupportedError(`keycloak: ${identityId} has no service account to hold ${grants.join(', ')}`);
+      return outcome('restore', []);
+    }
+    const current = await this.held(f.ref.realm, f.user);
+    const extra = current.filter((h) => !grants.includes(h.grant));
+    const add = grants.filter((g) => !current.some((h) => h.grant === g));
+    const adding = await this.lookup(f.ref.realm, f.user, add);
+    await this.removeHeld(f.ref.realm, f.user, extra);
+    await this.addHeld(f.ref.realm, f.user, adding);
+    return outcome('restore', [add.length > 0 && `added ${add.join(', ')}`, extra.length > 0 && `removed ${extra.map((h) => h.grant).join(', ')}`]);
+  }
+
+  async setSecret(identityId: string, secret: string): Promise<ActionResult> {
+    const f = await this.mutable(identityId);
+    const r = f.ref.realm;
+    if (f.client) {
+      const c = f.client;
+      if (c.publicClient || c.bearerOnly || (c.clientAuthenticatorType ?? 'client-secret') !== 'client-secret') {
+        throw new NotSupportedError(`keycloak: client "${c.clientId}" does not authenticate with a client secret (${c.publicClient ? 'public client' : c.clientAuthenticatorType}); rotate its key by hand`);
+      }
+      const current = await this.api.call<{ value?: string }>('GET', path`${r}/clients/${c.id}/client-secret`);
+      const inPlace = current?.value !== undefined && sameSecret(current.value, secret);
+      // Not-before first: a crash between the two leaves tokens dead and the old secret for the retry to replace.
+      const x = inPlace ? await this.endSessions(f) : await this.endSessions(f, true);
+      if (!inPlace) await this.api.call('PUT', path`${r}/clients/${c.id}`, { body: { secret } });
+      // A secret-rotation policy keeps the previous secret valid for a while: not this one.
+      const rotated = await this.api.call('GET', path`${r}/clients/${c.id}/client-secret/rotated`, { allowMissing: true });
+      if (rotated) await this.api.call('DELETE', path`${r}/clients/${c.id}/client-secret/rotated`);
+      return outcome('rotate', [!inPlace && 'client secret replaced', Boolean(rotated) && 'the rotated (previous) secret invalidated', ...this.describeEnded(x, f)]);
+    }
+    const u = f.user!;
+    const password = async () => ((await this.api.call<CredentialRep[]>('GET', path`${r}/users/${u.id}/credentials`)) ?? []).find((x) => x.type === 'password');
+    // Keycloak never shows a password back. Cordon labels the credential it set with the secret's
+    // fingerprint (the one workflow history holds) and its date: a retry finds it in place; an owner's
+    // own change later replaces the date.
+    const label = (cr: CredentialRep) => `${CORDON_LABEL}${fingerprint(secret)}@${cr.createdDate}`;
+    let pw = await password();
+    const inPlace = pw !== undefined && pw.userLabel === label(pw);
+    if (!inPlace) {
+      // Temporary: the owner must choose their own at the next sign-in.
+      await this.api.call('PUT', path`${r}/users/${u.id}/reset-password`, { body: { type: 'password', value: secret, temporary: true } });
+      pw = await password();
+      if (pw) await this.api.call('PUT', path`${r}/users/${u.id}/credentials/${pw.id}/userLabel`, { text: label(pw) });
+    }
+    const x = await this.endSessions(f);
+    return outcome('rotate', [!inPlace && 'password replaced by a temporary one (the owner sets their own at the next sign-in)', ...this.describeEnded(x, f)]);
+  }
+
+  async setEnabled(identityId: string, enabled: boolean): Promise<ActionResult> {
+    const f = await this.mutable(identityId);
+    const r = f.ref.realm;
+    const was = f.client ? f.client.enabled : f.user!.enabled;
+    if (was !== enabled) {
+      if (f.client) await this.api.call('PUT', path`${r}/clients/${f.client.id}`, { body: { enabled } });
+      else await this.api.call('PUT', path`${r}/users/${f.user!.id}`, { body: { enabled } });
+    }
+    // Disabling refuses new sign-ins; what is already signed in ends here.
+    const x = enabled ? { ended: [], notBefore: false } : await this.endSessions(f, was !== enabled);
+    return outcome(enabled ? 'enable' : 'disable', [was !== enabled && `${f.client ? 'client' : 'user'} ${enabled ? 'enabled' : 'disabled'}`, ...this.describeEnded(x, f)]);
+  }
+
+  async dependents(identityId: string, exclude?: Dependent[]): Promise<Dependent[]> {
+    const f = await this.need(identityId);
+    const r = f.ref.realm;
+    const deps: Dependent[] = this.asDependents(await this.sessions(r, f.user));
+    if (f.client) {
+      // Who used the client recently: its token grants and the people who signed in through it.
+      const since = (this.api.serverSeconds() - 24 * 3600) * 1000;
+      const recent = [...(await this.events(r, { client: f.client.clientId })), ...(f.user ? await this.events(r, { user: f.user.id }) : [])].filter(
+        (e) => e.time >= since && !e.error && TOKEN_EVENTS.includes(e.type),
+      );
+      for (const e of recent) deps.push({ name: e.clientId ?? f.client.clientId, address: e.ipAddress, lastSeen: iso(e.time) });
+      const through = (await this.api.call<(SessionRep & { username: string })[]>('GET', path`${r}/clients/${f.client.id}/user-sessions`, { query: { max: 1000 } })) ?? [];
+      deps.push(...through.map((s) => ({ name: `user:${s.username}`, address: s.ipAddress, lastSeen: iso(s.lastAccess) })));
+    }
+    // One entry per client and address, with the latest time it was seen.
+    const merged = new Map<string, Dependent>();
+    for (const d of deps) {
+      const key = `${d.name}@${d.address}`;
+      const prev = merged.get(key);
+      if (!prev || (d.lastSeen ?? '') > (prev.lastSeen ?? '')) merged.set(key, d);
+    }
+    return excludeEnded([...merged.values()], exclude);
+  }
+
+  async close(): Promise<void> {}
+}
