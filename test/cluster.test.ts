@@ -25,7 +25,12 @@ import { activityPlacement, WorkerProcess } from '../scripts/worker-process';
 import { containmentWorkflowId } from '../workflows/ids';
 import { ContainmentState } from '../workflows/schemas';
 import { eventually, labIdentity, policyWith, signal, timedLadder } from './fixtures';
-import { stateDatabase } from './services';
+import { inCI, stateDatabase } from './services';
+
+// test/run.ts says why the cluster cannot run here (no Go and no cached server); without
+// PostgreSQL there is no setup URL. A user's machine skips with the reason; CI never gets here.
+const unavailable = process.env.CORDON_TEST_NO_TEMPORAL_SERVER ?? (process.env.CORDON_TEST_POSTGRES_SETUP_URL ? undefined : 'PostgreSQL is not installed');
+const skip = unavailable && !inCI() ? `needs the Temporal server and PostgreSQL: ${unavailable}` : false;
 
 const BATCH = 16;
 const STAGE_ONLY = ['restrictGrants'];
@@ -44,7 +49,7 @@ async function leadToken(username: string): Promise<string> {
   return (await DevIssuer.open(dir)).mint({ issuer, audience: process.env.CORDON_OIDC_AUDIENCE ?? 'cordon', username, roles: ['cordon-lead'] });
 }
 
-describe('two workers on the cluster', { timeout: 300_000 }, () => {
+describe('two workers on the cluster', { timeout: 300_000, skip }, () => {
   let cluster: Cluster;
   let client: Client;
   let dir: string;
@@ -218,13 +223,15 @@ describe('two workers on the cluster', { timeout: 300_000 }, () => {
   });
 });
 
-test('a batch on the cluster survives a worker kill -9, a server kill and restart and a PostgreSQL outage', { timeout: 300_000 }, async (t) => {
+test('a batch on the cluster survives a worker kill -9, a server kill and restart and a PostgreSQL outage', { timeout: 300_000, skip }, async (t) => {
   const seed = Number(process.env.CORDON_DRILL_SEED ?? 11);
   const r = await runDrill({ ...CLUSTER_DRILL, seed, onEvent: (text) => t.diagnostic(text) });
   const where = `(seed ${r.seed}; CORDON_DRILL_SEED=${r.seed} replays the fault plan; logs kept in ${r.dataDir})`;
   assert.deepEqual(r.lost, [], `${r.lost.length} of ${r.containments} containments lost ${where}`);
   assert.deepEqual(r.duplicates, [], `mutations applied more than once ${where}`);
   assert.deepEqual(r.unexpected, [], `mutations no step asked for ${where}`);
+  assert.deepEqual(r.leaks, [], `rotated secrets outside the vault ${where}`);
+  assert.equal(r.secretsScanned, CLUSTER_DRILL.containments, 'every containment rotated one secret into the shared vault, and the scan looked for each');
   assert.deepEqual(r.finalStates, { 'completed contained disabled': CLUSTER_DRILL.containments });
   // The faults really happened, and both workers did the work.
   assert.equal(r.workerKills, CLUSTER_DRILL.workerKills);
