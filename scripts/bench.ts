@@ -44,6 +44,8 @@ const Options = z.object({
     .transform((v) => v.split(',').map((x) => x.trim()))
     .pipe(z.array(z.enum(PHASES)).min(1)),
   compare: z.boolean().default(false),
+  dev: z.string().min(1).optional(),
+  cluster: z.string().min(1).optional(),
 });
 type Options = z.infer<typeof Options>;
 
@@ -277,6 +279,21 @@ async function startEngine(o: Options, root: string): Promise<RunningEngine> {
   };
 }
 
+/** Several runs of one engine as one report: a phase the first run lacks comes from a later one (a long scale run apart). */
+function mergeReports(reports: Report[]): Report {
+  const [first, ...rest] = reports;
+  const out: Report = { ...first! };
+  for (const r of rest) {
+    if (!out.engineFloor.length) out.engineFloor = r.engineFloor;
+    if (!Object.keys(out.timeToSuppress).length) out.timeToSuppress = r.timeToSuppress;
+    if (!out.attackerCutoff.length) out.attackerCutoff = r.attackerCutoff;
+    out.evidenceFirst ??= r.evidenceFirst;
+    out.cost ??= r.cost;
+    out.scale ??= r.scale;
+  }
+  return out;
+}
+
 function readReport(file: string): Report {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as Report;
@@ -299,6 +316,8 @@ async function main(argv: string[]): Promise<number> {
     .option('--phases <list>', `comma-separated phases to run (${PHASES.join(',')})`, PHASES.join(','))
     .option('--skip-scale', 'skip the scale phase')
     .option('--compare', 'print the latest dev server and cluster reports side by side, and exit')
+    .option('--dev <files>', 'with --compare: the dev server report(s) instead of the latest (comma-separated; later files fill phases the first lacks)')
+    .option('--cluster <files>', 'with --compare: the cluster report(s) instead of the latest')
     .option('--out <dir>', 'where the JSON reports go', '.cordon/results')
     .parse(argv, { from: 'user' });
   const parsed = Options.safeParse(program.opts());
@@ -309,7 +328,8 @@ async function main(argv: string[]): Promise<number> {
   const o = parsed.data;
   const outDir = resolve(o.out);
   if (o.compare) {
-    console.log(compare(readReport(join(outDir, 'bench-latest-dev.json')), readReport(join(outDir, 'bench-latest-cluster.json'))));
+    const side = (files: string | undefined, engine: string) => mergeReports((files ?? join(outDir, `bench-latest-${engine}.json`)).split(',').map((f) => readReport(resolve(f))));
+    console.log(compare(side(o.dev, 'dev'), side(o.cluster, 'cluster')));
     return 0;
   }
   const phases = new Set(o.phases.filter((p) => p !== 'scale' || !o.skipScale));
