@@ -1,6 +1,6 @@
 // The benchmark's measurements, one function per phase. Each phase gets its own worker, task
 // queue and data folder, so none inherits another's lab file, workflow cache or backlog.
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
@@ -8,7 +8,7 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig, type CordonConfig } from '../activities/config';
 import { LabDirectory } from '../activities/providers/lab';
 import type { ProviderRegistry } from '../activities/providers/registry';
-import { readSealPublicKey } from '../activities/command-seal';
+import { readSealPublicKey, sealKeyFiles } from '../activities/command-seal';
 import { describeContainment, sendCommand, submitSignal } from '../client/containments';
 import { containmentWorkflowId } from '../workflows/ids';
 import { SA } from '../workflows/search-attributes';
@@ -18,6 +18,7 @@ import { createCordonWorker } from '../workers/worker';
 import { approvalLadder, labIdentity, policyWith, signal, timedLadder } from '../test/fixtures';
 import { benchIds, ShardedLab, labBench, type BenchProvider } from './bench-providers';
 import { mapLimit, percentiles, sleep, type Percentiles, type Progress } from './measure';
+import { WorkerProcess } from './worker-process';
 
 export interface Bench {
   client: Client;
@@ -25,8 +26,13 @@ export interface Bench {
   namespace: string;
   /** A temporary folder for every phase's data. */
   root: string;
-  /** The dev server's SQLite file, whose size the scale phase reports. */
-  dbFile: string;
+  /** The frontend's address, for worker processes the scale phase adds. */
+  address: string;
+  engine: 'dev' | 'cluster';
+  /** The server's database size (the dev server's SQLite file and WAL, or the cluster's PostgreSQL databases). */
+  dbSize(): Promise<{ bytes: number; walBytes: number }>;
+  /** Worker processes the scale phase runs beside the in-process worker (several hosts' shape). */
+  extraWorkers: number;
   progress: Progress;
   /** The development issuer the bench's workers trust (the scale phase's operator commands). */
   issuer: { env: Record<string, string>; token(username: string, roles: CordonRole[]): Promise<string>; machineToken(client: string, issuerRoles: string[], o?: { ttlSeconds?: number }): Promise<string> };
@@ -250,6 +256,9 @@ export interface ScaleResult {
   /** Of this process, which hosts the worker. Workflows run in worker threads: their heaps count in RSS only. */
   memory: { rssBefore: number; rssParked: number; mainHeapUsedBefore: number; mainHeapUsedParked: number };
   maxCachedWorkflows: number;
+  /** Worker processes beside the in-process worker, their RSS when all were parked, and the activities each ran. */
+  extraWorkers: number;
+  extraWorkerRss: number[];
   db: { bytes: number; walBytes: number };
   advanceSeconds: number;
   commandErrors: number;
@@ -274,7 +283,7 @@ async function waitForCount(b: Bench, query: string, target: number, phase: stri
   }
 }
 
-const fileSize = (f: string) => {
+export const fileSize = (f: string) => {
   try {
     return statSync(f).size;
   } catch {
@@ -282,13 +291,24 @@ const fileSize = (f: string) => {
   }
 };
 
+/** Resident memory of a process, from /proc (Linux); 0 when unknown. */
+function rssOf(pid: number | undefined): number {
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb ? Number(kb) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * N containments parked at an approval gate: the worker's memory and the server's database
  * with all of them open, then how long one "advance" each takes to move all N to restricted.
  */
 export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleResult> {
   const labShards = Math.ceil(n / 100);
-  const lab = new ShardedLab(join(b.root, 'scale-lab'), labShards);
+  const labDir = join(b.root, 'scale-lab');
+  const lab = new ShardedLab(labDir, labShards);
   const ids = range(n).map((i) => `bench-scale-${i}`);
   await lab.seed(Object.fromEntries(ids.map((id) => [id, labIdentity()])));
   const policy = policyWith(approvalLadder());
@@ -296,56 +316,87 @@ export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleRe
     b,
     'scale',
     async (config, worker) => {
-      const where = (condition: string) => `TaskQueue = "${config.taskQueue}" AND ${condition}`;
-      const before = process.memoryUsage();
-      let started = 0;
-      const t0 = performance.now();
-      const startFailed = await mapLimit(ids, inFlight, async (id) => {
-        try {
-          await submitSignal(b.client, signal({ identityId: id }), { taskQueue: config.taskQueue });
-          return false;
-        } catch {
-          return true;
-        } finally {
-          b.progress.update('scale: start', ++started, n);
-        }
+      // More workers as more hosts would run them: their own data folders, the same task queue,
+      // policy, sealing key (a command may reach any of them) and issuer, and the same lab.
+      const extra = Array.from({ length: b.extraWorkers }, (_, i) => {
+        const name = `scale-worker-${i + 2}`;
+        const env = {
+          ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|CORDON_)/.test(k))),
+          ...b.issuer.env,
+          TEMPORAL_ADDRESS: b.address,
+          TEMPORAL_NAMESPACE: b.namespace,
+          CORDON_DATA_DIR: join(b.root, name),
+          CORDON_TASK_QUEUE: config.taskQueue,
+          CORDON_POLICY: config.policyFile!,
+          CORDON_SEAL_KEY_FILE: sealKeyFiles(config.dataDir).privateFile,
+          CORDON_METRICS_PORT: '0',
+          CORDON_BENCH_LAB_DIR: labDir,
+          CORDON_BENCH_LAB_SHARDS: String(labShards),
+        };
+        return new WorkerProcess(env, join(b.root, `${name}.log`), (t) => b.progress.note(`bench: ${t}`), name, join(__dirname, 'bench-worker.ts'));
       });
-      const startSeconds = (performance.now() - t0) / 1000;
-      const parked = await waitForCount(b, where('CordonStage = "suppressed" AND CordonStatus = "active"'), n, 'scale: park at the gate');
-      const parkSeconds = (performance.now() - t0) / 1000;
-      const mem = process.memoryUsage();
-      const db = { bytes: fileSize(b.dbFile), walBytes: fileSize(`${b.dbFile}-wal`) };
-      let sent = 0;
-      const token = await b.issuer.token('bench-operator', ['responder']);
-      const t1 = performance.now();
-      const commandFailed = await mapLimit(ids, inFlight, async (id) => {
-        try {
-          await sendCommand(b.client, containmentWorkflowId({ provider: 'lab', identityId: id }), { type: 'advance', reason: 'scale phase' }, { token, sealKey: readSealPublicKey(config.dataDir) });
-          return false;
-        } catch {
-          return true;
-        } finally {
-          b.progress.update('scale: advance', ++sent, n);
-        }
-      });
-      const restricted = await waitForCount(b, where('CordonStage = "restricted"'), n, 'scale: reach restricted');
-      return {
-        containments: n,
-        inFlight,
-        labShards,
-        startSeconds,
-        startErrors: startFailed.filter(Boolean).length,
-        parked,
-        parkSeconds,
-        memory: { rssBefore: before.rss, rssParked: mem.rss, mainHeapUsedBefore: before.heapUsed, mainHeapUsedParked: mem.heapUsed },
-        maxCachedWorkflows: worker.options.maxCachedWorkflows,
-        db,
-        advanceSeconds: (performance.now() - t1) / 1000,
-        commandErrors: commandFailed.filter(Boolean).length,
-        restricted,
-        lost: n - restricted,
-      };
+      try {
+        await Promise.all(extra.map((w) => w.start()));
+        return await parkAndAdvance(config, worker, extra);
+      } finally {
+        await Promise.all(extra.map((w) => w.stop()));
+      }
     },
     { providers: new Map([['lab', lab]]), policy },
   );
+
+  async function parkAndAdvance(config: CordonConfig, worker: Worker, extra: WorkerProcess[]): Promise<ScaleResult> {
+    const where = (condition: string) => `TaskQueue = "${config.taskQueue}" AND ${condition}`;
+    const before = process.memoryUsage();
+    let started = 0;
+    const t0 = performance.now();
+    const startFailed = await mapLimit(ids, inFlight, async (id) => {
+      try {
+        await submitSignal(b.client, signal({ identityId: id }), { taskQueue: config.taskQueue });
+        return false;
+      } catch {
+        return true;
+      } finally {
+        b.progress.update('scale: start', ++started, n);
+      }
+    });
+    const startSeconds = (performance.now() - t0) / 1000;
+    const parked = await waitForCount(b, where('CordonStage = "suppressed" AND CordonStatus = "active"'), n, 'scale: park at the gate');
+    const parkSeconds = (performance.now() - t0) / 1000;
+    const mem = process.memoryUsage();
+    const extraWorkerRss = extra.map((w) => rssOf(w.pid));
+    const db = await b.dbSize();
+    let sent = 0;
+    const token = await b.issuer.token('bench-operator', ['responder']);
+    const t1 = performance.now();
+    const commandFailed = await mapLimit(ids, inFlight, async (id) => {
+      try {
+        await sendCommand(b.client, containmentWorkflowId({ provider: 'lab', identityId: id }), { type: 'advance', reason: 'scale phase' }, { token, sealKey: readSealPublicKey(config.dataDir) });
+        return false;
+      } catch {
+        return true;
+      } finally {
+        b.progress.update('scale: advance', ++sent, n);
+      }
+    });
+    const restricted = await waitForCount(b, where('CordonStage = "restricted"'), n, 'scale: reach restricted');
+    return {
+      containments: n,
+      inFlight,
+      labShards,
+      startSeconds,
+      startErrors: startFailed.filter(Boolean).length,
+      parked,
+      parkSeconds,
+      memory: { rssBefore: before.rss, rssParked: mem.rss, mainHeapUsedBefore: before.heapUsed, mainHeapUsedParked: mem.heapUsed },
+      maxCachedWorkflows: worker.options.maxCachedWorkflows,
+      extraWorkers: extra.length,
+      extraWorkerRss,
+      db,
+      advanceSeconds: (performance.now() - t1) / 1000,
+      commandErrors: commandFailed.filter(Boolean).length,
+      restricted,
+      lost: n - restricted,
+    };
+  }
 }

@@ -9,18 +9,22 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { Client as PgClient } from 'pg';
 import { z } from 'zod';
 import { startDevIssuer } from '../client/dev-issuer';
 import { describeIssues } from '../workflows/schemas';
-import { intake, type IntakeResult } from './bench-intake';
 import { benchProviders } from './bench-providers';
 import { attackerCutoff, realBenchProviders, type Cutoff } from './bench-real-providers';
-import { engineFloor, evidenceFirst, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
+import { intake, type IntakeResult } from './bench-intake';
+import { engineFloor, evidenceFirst, fileSize, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
 import { startDevServer } from './dev-server';
-import { Progress, percentiles } from './measure';
+import { Progress } from './measure';
 import { resolveTemporalCli } from './temporal-cli';
+import { resolveTemporalServer } from './temporal-server';
+import { startCluster } from './cluster-core';
 
 const ROOT = resolve(__dirname, '..');
+const PHASES = ['floor', 'tts', 'cutoff', 'evidence', 'cost', 'intake', 'scale'] as const;
 
 const Options = z.object({
   runs: z.coerce.number().int().min(1, 'runs is at least 1'),
@@ -34,22 +38,44 @@ const Options = z.object({
   intake: z.coerce.number().int().min(10, 'intake is at least 10 requests').max(100_000),
   intakeConnections: z.coerce.number().int().min(1).max(512),
   skipIntake: z.boolean().default(false),
-  onlyIntake: z.boolean().default(false),
   out: z.string().min(1),
+  engine: z.enum(['dev', 'cluster']),
+  workers: z.coerce.number().int().min(1).max(8).optional(),
+  shards: z.coerce.number().int().min(1).max(16384),
+  dynamicConfig: z.array(z.string().regex(/^[A-Za-z0-9_.]+=.+$/, 'dynamic config values are key=value')).default([]),
+  phases: z
+    .string()
+    .transform((v) => v.split(',').map((x) => x.trim()))
+    .pipe(z.array(z.enum(PHASES)).min(1)),
+  compare: z.boolean().default(false),
+  dev: z.string().min(1).optional(),
+  cluster: z.string().min(1).optional(),
 });
 type Options = z.infer<typeof Options>;
+
+interface EngineFacts {
+  kind: 'dev' | 'cluster';
+  /** The Temporal server's version as it reports it (the CLI's for the dev server). */
+  version: string;
+  startedInMs: number;
+  /** Worker processes in the scale phase (the other phases run one in-process worker). */
+  scaleWorkers: number;
+  shards?: number;
+  dynamicConfig?: Record<string, unknown>;
+}
 
 interface Report {
   startedAt: string;
   finishedAt: string;
   machine: ReturnType<typeof machineFacts>;
+  engine: EngineFacts;
   options: Options;
   engineFloor: Rate[];
   timeToSuppress: Record<string, Rate[]>;
   attackerCutoff: Cutoff[];
   skippedProviders: string[];
-  evidenceFirst: EvidenceComparison;
-  cost: LadderCost;
+  evidenceFirst?: EvidenceComparison;
+  cost?: LadderCost;
   scale?: ScaleResult;
   intake?: IntakeResult;
 }
@@ -62,14 +88,14 @@ function run(cmd: string, args: string[]): string {
   }
 }
 
-function machineFacts(temporalCli: string) {
+function machineFacts(temporalBinary: string) {
   return {
     cores: cpus().length,
     cpu: cpus()[0]?.model ?? 'unknown',
     totalMemoryBytes: totalmem(),
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
-    temporalCli: run(temporalCli, ['--version']),
+    temporalCli: run(temporalBinary, ['--version']),
     temporalSdk: (JSON.parse(readFileSync(require.resolve('@temporalio/client/package.json'), 'utf8')) as { version: string }).version,
     gitCommit: run('git', ['rev-parse', 'HEAD']),
     gitDirty: run('git', ['status', '--porcelain']) !== '',
@@ -86,46 +112,62 @@ function table(headers: string[], rows: Array<Array<string | number>>): string {
   return cells.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
+function engineLine(e: EngineFacts): string {
+  if (e.kind === 'dev') return `engine: dev server (SQLite), ${e.version}, up in ${e.startedInMs} ms`;
+  const dc = Object.entries(e.dynamicConfig ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ');
+  return `engine: cluster (Temporal server on PostgreSQL, ${e.shards} history shards), ${e.version}, up in ${e.startedInMs} ms; scale phase on ${e.scaleWorkers} worker(s); dynamic config ${dc}`;
+}
+
 function format(r: Report): string {
   const m = r.machine;
   const floorAt = new Map(r.engineFloor.map((f) => [f.concurrency, f]));
-  const head = [
+  const out = [
     `Cordon benchmark ${r.finishedAt}`,
     `${m.cores} cores (${m.cpu}), ${(m.totalMemoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${m.node}, ${m.temporalCli}, SDK ${m.temporalSdk}, commit ${m.gitCommit.slice(0, 12)}${m.gitDirty ? ' (dirty)' : ''}`,
+    engineLine(r.engine ?? { kind: 'dev', version: m.temporalCli, startedInMs: NaN, scaleWorkers: 1 }),
   ];
-  const out = r.options.onlyIntake ? head : [
-    ...head,
-    '',
-    'engine floor: start -> one no-op activity -> result (ms)',
-    table(['concurrency', 'runs', 'p50', 'p95', 'p99', 'workflows/s'], r.engineFloor.map((f) => [f.concurrency, f.n, ms(f.p50), ms(f.p95), ms(f.p99), f.perSecond.toFixed(1)])),
-    '',
-    'time to suppress: signal accepted -> last suppression acknowledged by the provider (ms); throughput: first signal -> last suppression',
-    table(
-      ['provider', 'concurrency', 'runs', 'p50', 'p95', 'p99', 'containments/s', 'engine floor/s'],
-      Object.entries(r.timeToSuppress).flatMap(([name, rates]) =>
-        rates.map((t) => [name, t.concurrency, t.n, ms(t.p50), ms(t.p95), ms(t.p99), t.perSecond.toFixed(1), floorAt.get(t.concurrency)?.perSecond.toFixed(1) ?? '-']),
+  if (r.engineFloor.length) {
+    out.push('', 'engine floor: start -> one no-op activity -> result (ms)', table(['concurrency', 'runs', 'p50', 'p95', 'p99', 'workflows/s'], r.engineFloor.map((f) => [f.concurrency, f.n, ms(f.p50), ms(f.p95), ms(f.p99), f.perSecond.toFixed(1)])));
+  }
+  if (Object.keys(r.timeToSuppress).length) {
+    out.push(
+      '',
+      'time to suppress: signal accepted -> last suppression acknowledged by the provider (ms); throughput: first signal -> last suppression',
+      table(
+        ['provider', 'concurrency', 'runs', 'p50', 'p95', 'p99', 'containments/s', 'engine floor/s'],
+        Object.entries(r.timeToSuppress).flatMap(([name, rates]) =>
+          rates.map((t) => [name, t.concurrency, t.n, ms(t.p50), ms(t.p95), ms(t.p99), t.perSecond.toFixed(1), floorAt.get(t.concurrency)?.perSecond.toFixed(1) ?? '-']),
+        ),
       ),
-    ),
-    ...(r.skippedProviders.length ? [`not measured: ${r.skippedProviders.join('; ')}`] : []),
-    '',
-    "attacker's live position: signal submitted -> the server closes its connection, or refuses its stolen token (Keycloak: refresh and introspection) (ms), one containment at a time",
-    table(
-      ['provider', 'runs', 'p50', 'p95', 'p99', 'ack p50', 'ack p95'],
-      r.attackerCutoff.map((c) => [c.provider, c.n, ms(c.p50), ms(c.p95), ms(c.p99), ms(c.acknowledged.p50), ms(c.acknowledged.p95)]),
-    ),
-    '',
-    `evidence first vs parallel (lab evidence delayed ${r.evidenceFirst.evidenceDelayMs} ms, ${r.evidenceFirst.concurrency} in flight): time to suppress (ms)`,
-    table(
-      ['path', 'runs', 'p50', 'p95', 'p99'],
-      [
-        ['parallel (Cordon)', r.evidenceFirst.parallel.n, ms(r.evidenceFirst.parallel.p50), ms(r.evidenceFirst.parallel.p95), ms(r.evidenceFirst.parallel.p99)],
-        ['evidence first', r.evidenceFirst.evidenceFirst.n, ms(r.evidenceFirst.evidenceFirst.p50), ms(r.evidenceFirst.evidenceFirst.p95), ms(r.evidenceFirst.evidenceFirst.p99)],
-      ],
-    ),
-    `ratio parallel/evidence-first: p50 ${r.evidenceFirst.ratio.p50.toFixed(3)}, p95 ${r.evidenceFirst.ratio.p95.toFixed(3)}`,
-    '',
-    `cost: ${r.cost.events} history events (${r.cost.historyBytes} bytes) per full timed ladder restrict -> rotate -> disable; engine floor ${r.cost.floorEvents} events`,
-  ];
+      ...(r.skippedProviders.length ? [`not measured: ${r.skippedProviders.join('; ')}`] : []),
+    );
+  }
+  if (r.attackerCutoff.length) {
+    out.push(
+      '',
+      "attacker's live position: signal submitted -> the server closes its connection, or refuses its stolen token (Keycloak: refresh and introspection) (ms), one containment at a time",
+      table(
+        ['provider', 'runs', 'p50', 'p95', 'p99', 'ack p50', 'ack p95'],
+        r.attackerCutoff.map((c) => [c.provider, c.n, ms(c.p50), ms(c.p95), ms(c.p99), ms(c.acknowledged.p50), ms(c.acknowledged.p95)]),
+      ),
+    );
+  }
+  const e = r.evidenceFirst;
+  if (e) {
+    out.push(
+      '',
+      `evidence first vs parallel (lab evidence delayed ${e.evidenceDelayMs} ms, ${e.concurrency} in flight): time to suppress (ms)`,
+      table(
+        ['path', 'runs', 'p50', 'p95', 'p99'],
+        [
+          ['parallel (Cordon)', e.parallel.n, ms(e.parallel.p50), ms(e.parallel.p95), ms(e.parallel.p99)],
+          ['evidence first', e.evidenceFirst.n, ms(e.evidenceFirst.p50), ms(e.evidenceFirst.p95), ms(e.evidenceFirst.p99)],
+        ],
+      ),
+      `ratio parallel/evidence-first: p50 ${e.ratio.p50.toFixed(3)}, p95 ${e.ratio.p95.toFixed(3)}`,
+    );
+  }
+  if (r.cost) out.push('', `cost: ${r.cost.events} history events (${r.cost.historyBytes} bytes) per full timed ladder restrict -> rotate -> disable; engine floor ${r.cost.floorEvents} events`);
   const i = r.intake;
   if (i) {
     out.push(
@@ -147,17 +189,18 @@ function format(r: Report): string {
   }
   const s = r.scale;
   if (s) {
+    const cluster = r.engine?.kind === 'cluster';
     out.push(
       '',
-      `scale: ${s.containments} containments parked at an approval gate (${s.inFlight} in flight, lab in ${s.labShards} shards)`,
+      `scale: ${s.containments} containments parked at an approval gate (${s.inFlight} in flight, lab in ${s.labShards} shards, ${1 + (s.extraWorkers ?? 0)} worker(s))`,
       table(
         ['measure', 'value'],
         [
           ['started', `${s.containments - s.startErrors} in ${s.startSeconds.toFixed(1)} s (${s.startErrors} failed)`],
           ['parked at the gate', `${s.parked} after ${s.parkSeconds.toFixed(1)} s`],
-          ['worker RSS', `${mib(s.memory.rssBefore)} -> ${mib(s.memory.rssParked)} (workflow cache holds at most ${s.maxCachedWorkflows})`],
+          ['worker RSS', `${mib(s.memory.rssBefore)} -> ${mib(s.memory.rssParked)} (workflow cache holds at most ${s.maxCachedWorkflows})${s.extraWorkerRss?.length ? `; other workers ${s.extraWorkerRss.map(mib).join(', ')}` : ''}`],
           ['main-thread heap', `${mib(s.memory.mainHeapUsedBefore)} -> ${mib(s.memory.mainHeapUsedParked)} (workflows run in worker threads: counted in RSS)`],
-          ['server SQLite', `${mib(s.db.bytes)} + WAL ${mib(s.db.walBytes)}`],
+          cluster ? ['server PostgreSQL', `${mib(s.db.bytes)} (temporal + temporal_visibility)`] : ['server SQLite', `${mib(s.db.bytes)} + WAL ${mib(s.db.walBytes)}`],
           ['advance all', `${s.restricted} restricted ${s.advanceSeconds.toFixed(1)} s after the first advance (${s.commandErrors} commands failed)`],
           ['lost', String(s.lost)],
         ],
@@ -167,19 +210,141 @@ function format(r: Report): string {
   return out.join('\n');
 }
 
+/** The latest dev-server and cluster reports side by side (`npm run bench -- --compare`). */
+function compare(dev: Report, cluster: Report): string {
+  const rows: Array<[string, string, string]> = [];
+  const both = (label: string, f: (r: Report) => string | undefined) => {
+    const a = f(dev);
+    const b = f(cluster);
+    if (a !== undefined || b !== undefined) rows.push([label, a ?? '-', b ?? '-']);
+  };
+  const rate = (list: Rate[], c: number) => list.find((x) => x.concurrency === c);
+  const levels = [...new Set([...dev.engineFloor, ...cluster.engineFloor].map((f) => f.concurrency))].sort((x, y) => x - y);
+  for (const c of levels) both(`engine floor, ${c} in flight: p50 ms / workflows/s`, (r) => (rate(r.engineFloor, c) ? `${ms(rate(r.engineFloor, c)!.p50)} / ${rate(r.engineFloor, c)!.perSecond.toFixed(1)}` : undefined));
+  const providers = [...new Set([...Object.keys(dev.timeToSuppress), ...Object.keys(cluster.timeToSuppress)])];
+  for (const p of providers) {
+    for (const c of levels) both(`time to suppress (${p}), ${c} in flight: p50 / p95 ms, containments/s`, (r) => {
+      const t = rate(r.timeToSuppress[p] ?? [], c);
+      return t && `${ms(t.p50)} / ${ms(t.p95)}, ${t.perSecond.toFixed(1)}`;
+    });
+  }
+  both('evidence first vs parallel: parallel p50 ms', (r) => r.evidenceFirst && ms(r.evidenceFirst.parallel.p50));
+  both('history events per full ladder', (r) => r.cost && String(r.cost.events));
+  both('scale: containments (workers)', (r) => r.scale && `${r.scale.containments} (${1 + (r.scale.extraWorkers ?? 0)})`);
+  both('scale: started, containments/s', (r) => r.scale && ((r.scale.containments - r.scale.startErrors) / r.scale.startSeconds).toFixed(1));
+  both('scale: all parked at the gate after, s', (r) => r.scale && `${r.scale.parkSeconds.toFixed(0)} (${r.scale.parked} parked)`);
+  both('scale: parked per second', (r) => r.scale && (r.scale.parked / r.scale.parkSeconds).toFixed(1));
+  both('scale: advance all to restricted, s', (r) => r.scale && `${r.scale.advanceSeconds.toFixed(0)} (${r.scale.restricted} restricted)`);
+  both('scale: lost', (r) => r.scale && String(r.scale.lost));
+  both('scale: worker RSS parked', (r) => r.scale && [r.scale.memory.rssParked, ...(r.scale.extraWorkerRss ?? [])].map(mib).join(' + '));
+  both('scale: server database', (r) => r.scale && mib(r.scale.db.bytes + r.scale.db.walBytes));
+  const head = (r: Report) => `${r.engine?.kind === 'cluster' ? 'cluster' : 'dev server'} (${r.finishedAt.slice(0, 16)}, ${r.machine.gitCommit.slice(0, 8)})`;
+  return [engineLine(dev.engine), engineLine(cluster.engine), '', table(['measure', head(dev), head(cluster)], rows)].join('\n');
+}
+
 // ---- main ---------------------------------------------------------------------------------------
+/** key=value with a JSON value when it parses as one (true, 4, "x"), a string otherwise. */
+function parseDynamicConfig(list: string[]): Record<string, unknown> {
+  return Object.fromEntries(
+    list.map((kv) => {
+      const raw = kv.slice(kv.indexOf('=') + 1);
+      let value: unknown = raw;
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        // a plain string
+      }
+      return [kv.slice(0, kv.indexOf('=')), value];
+    }),
+  );
+}
+
+interface RunningEngine {
+  address: string;
+  facts: EngineFacts;
+  binary: string;
+  dbSize(): Promise<{ bytes: number; walBytes: number }>;
+  stop(): Promise<void>;
+}
+
+async function startEngine(o: Options, root: string): Promise<RunningEngine> {
+  const scaleWorkers = o.workers ?? (o.engine === 'cluster' ? 2 : 1);
+  if (o.engine === 'cluster') {
+    const binaries = await resolveTemporalServer();
+    const cluster = await startCluster({ binaries, dir: join(root, 'cluster'), shards: o.shards, dynamicConfig: parseDynamicConfig(o.dynamicConfig) });
+    return {
+      address: cluster.address,
+      binary: binaries.server,
+      facts: { kind: 'cluster', version: run(binaries.server, ['--version']), startedInMs: cluster.timings.totalMs, scaleWorkers, shards: cluster.shards, dynamicConfig: cluster.dynamicConfig },
+      dbSize: async () => {
+        const c = new PgClient({ connectionString: cluster.postgres!.setupUrl });
+        await c.connect();
+        try {
+          const { rows } = await c.query<{ bytes: string }>(`SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database WHERE datname IN ('temporal', 'temporal_visibility')`);
+          return { bytes: Number(rows[0]!.bytes), walBytes: 0 };
+        } finally {
+          await c.end();
+        }
+      },
+      stop: () => cluster.stop(),
+    };
+  }
+  if (o.dynamicConfig.length) throw new Error('--dynamic-config applies to the cluster engine');
+  const cli = await resolveTemporalCli();
+  if (!cli.path) throw new Error('no temporal CLI: set TEMPORAL_CLI_PATH, put `temporal` on PATH, or install Go >= 1.25 (see README)');
+  const dbFile = join(root, 'temporal.db');
+  const server = await startDevServer({ cli: cli.path, dbFile, headless: true, logLevel: 'error' });
+  return {
+    address: server.address,
+    binary: cli.path,
+    facts: { kind: 'dev', version: run(cli.path, ['--version']), startedInMs: server.startedInMs, scaleWorkers },
+    dbSize: async () => ({ bytes: fileSize(dbFile), walBytes: fileSize(`${dbFile}-wal`) }),
+    stop: () => server.stop(),
+  };
+}
+
+/** Several runs of one engine as one report: a phase the first run lacks comes from a later one (a long scale run apart). */
+function mergeReports(reports: Report[]): Report {
+  const [first, ...rest] = reports;
+  const out: Report = { ...first! };
+  for (const r of rest) {
+    if (!out.engineFloor.length) out.engineFloor = r.engineFloor;
+    if (!Object.keys(out.timeToSuppress).length) out.timeToSuppress = r.timeToSuppress;
+    if (!out.attackerCutoff.length) out.attackerCutoff = r.attackerCutoff;
+    out.evidenceFirst ??= r.evidenceFirst;
+    out.cost ??= r.cost;
+    out.scale ??= r.scale;
+  }
+  return out;
+}
+
+function readReport(file: string): Report {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Report;
+  } catch {
+    throw new Error(`no report at ${file}: run \`npm run bench\` and \`npm run bench -- --engine cluster\` first`);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const program = new Command('bench')
-    .description('time-to-suppress benchmark on a private dev server')
+    .description('time-to-suppress benchmark on a private dev server or cluster')
+    .option('--engine <dev|cluster>', 'the dev server (SQLite) or the cluster (Temporal server on PostgreSQL)', 'dev')
     .option('--runs <n>', 'measured runs per level', '200')
     .option('--concurrency <list>', 'comma-separated levels of work in flight', '1,8,32')
     .option('--scale <n>', 'containments parked at an approval gate', '10000')
+    .option('--workers <n>', 'worker processes in the scale phase (default: 2 on the cluster, 1 on the dev server)')
+    .option('--shards <n>', 'cluster: history shards', '4')
+    .option('--dynamic-config <key=value>', 'cluster: a server dynamic config value (repeatable; null removes a tuned one)', (v: string, all: string[]) => [...all, v], [])
     .option('--evidence-ms <ms>', 'lab evidence delay for the evidence-first comparison', '2000')
+    .option('--phases <list>', `comma-separated phases to run (${PHASES.join(',')})`, PHASES.join(','))
     .option('--skip-scale', 'skip the scale phase')
     .option('--intake <n>', 'signals posted to the HTTP API in the intake phase', '300')
     .option('--intake-connections <n>', 'HTTP connections of the intake load generator', '16')
     .option('--skip-intake', 'skip the intake phase')
-    .option('--only-intake', 'run only the intake phase')
+    .option('--compare', 'print the latest dev server and cluster reports side by side, and exit')
+    .option('--dev <files>', 'with --compare: the dev server report(s) instead of the latest (comma-separated; later files fill phases the first lacks)')
+    .option('--cluster <files>', 'with --compare: the cluster report(s) instead of the latest')
     .option('--out <dir>', 'where the JSON reports go', '.cordon/results')
     .parse(argv, { from: 'user' });
   const parsed = Options.safeParse(program.opts());
@@ -188,70 +353,72 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const o = parsed.data;
-  const cli = await resolveTemporalCli();
-  if (!cli.path) throw new Error('no temporal CLI: set TEMPORAL_CLI_PATH, put `temporal` on PATH, or install Go >= 1.25 (see README)');
+  const outDir = resolve(o.out);
+  if (o.compare) {
+    const side = (files: string | undefined, engine: string) => mergeReports((files ?? join(outDir, `bench-latest-${engine}.json`)).split(',').map((f) => readReport(resolve(f))));
+    console.log(compare(side(o.dev, 'dev'), side(o.cluster, 'cluster')));
+    return 0;
+  }
+  const phases = new Set(o.phases.filter((p) => (p !== 'scale' || !o.skipScale) && (p !== 'intake' || !o.skipIntake)));
 
   const root = mkdtempSync(join(tmpdir(), 'cordon-bench-'));
   const cleanup = () => rmSync(root, { recursive: true, force: true });
-  // Ctrl-C reaches the dev server too (same process group); only the temporary folder is left.
+  // Ctrl-C: the dev server shares our process group; the cluster's server and PostgreSQL are
+  // killed by startCluster's exit hook. Only the temporary folder is left to remove.
   process.once('SIGINT', () => (cleanup(), process.exit(130)));
   const progress = new Progress();
   const startedAt = new Date().toISOString();
-  const dbFile = join(root, 'temporal.db');
-  const server = await startDevServer({ cli: cli.path, dbFile, headless: true, logLevel: 'error' });
+  const engine = await startEngine(o, root);
+  progress.note(`bench: ${engineLine(engine.facts)}`);
   let report: Report;
   try {
-    const connection = await NativeConnection.connect({ address: server.address });
-    const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+    const connection = await NativeConnection.connect({ address: engine.address });
+    const client = new Client({ connection: await Connection.connect({ address: engine.address }) });
     try {
       const issuer = await startDevIssuer(join(root, 'issuer'));
-      const b: Bench = { client, connection, namespace: 'default', root, dbFile, progress, issuer };
+      const b: Bench = { client, connection, namespace: 'default', root, address: engine.address, engine: o.engine, dbSize: engine.dbSize, extraWorkers: engine.facts.scaleWorkers - 1, progress, issuer };
       process.once('exit', () => void issuer.close());
-      if (o.onlyIntake) {
-        const intakeResult = await intake(b, { requests: o.intake, connections: o.intakeConnections });
-        progress.end();
-        const none = percentiles([]);
-        const empty: EvidenceComparison = { evidenceDelayMs: 0, concurrency: 0, parallel: none, evidenceFirst: none, ratio: { p50: NaN, p95: NaN } };
-        report = { startedAt, finishedAt: new Date().toISOString(), machine: machineFacts(cli.path), options: o, engineFloor: [], timeToSuppress: {}, attackerCutoff: [], skippedProviders: [], evidenceFirst: empty, cost: { events: 0, historyBytes: 0, byType: {}, floorEvents: 0 }, intake: intakeResult };
-      } else {
-        const floor = await engineFloor(b, o.concurrency, o.runs);
-        const tts: Record<string, Rate[]> = {};
-        for (const p of benchProviders()) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
+      const floor = phases.has('floor') ? await engineFloor(b, o.concurrency, o.runs) : [];
+      const tts: Record<string, Rate[]> = {};
+      const cutoffs: Cutoff[] = [];
+      let skipped: string[] = [];
+      if (phases.has('tts')) for (const p of benchProviders()) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
+      if (phases.has('tts') || phases.has('cutoff')) {
         const real = await realBenchProviders();
-        const cutoffs: Cutoff[] = [];
+        skipped = real.skipped;
         try {
           for (const p of real.providers) {
-            tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
-            cutoffs.push(await attackerCutoff(b, p, Math.min(o.runs, 50)));
+            if (phases.has('tts')) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
+            if (phases.has('cutoff')) cutoffs.push(await attackerCutoff(b, p, Math.min(o.runs, 50)));
           }
         } finally {
           await real.stop();
         }
-        const evidence = await evidenceFirst(b, o.runs, o.evidenceMs);
-        const cost = await ladderCost(b);
-        const intakeResult = o.skipIntake ? undefined : await intake(b, { requests: o.intake, connections: o.intakeConnections });
-        const scaled = o.skipScale ? undefined : await scale(b, o.scale);
-        progress.end();
-        report = { startedAt, finishedAt: new Date().toISOString(), machine: machineFacts(cli.path), options: o, engineFloor: floor, timeToSuppress: tts, attackerCutoff: cutoffs, skippedProviders: real.skipped, evidenceFirst: evidence, cost, scale: scaled, intake: intakeResult };
       }
+      const evidence = phases.has('evidence') ? await evidenceFirst(b, o.runs, o.evidenceMs) : undefined;
+      const cost = phases.has('cost') ? await ladderCost(b) : undefined;
+      const intakeResult = phases.has('intake') ? await intake(b, { requests: o.intake, connections: o.intakeConnections }) : undefined;
+      const scaled = phases.has('scale') ? await scale(b, o.scale) : undefined;
+      progress.end();
+      report = { startedAt, finishedAt: new Date().toISOString(), machine: machineFacts(engine.binary), engine: engine.facts, options: o, engineFloor: floor, timeToSuppress: tts, attackerCutoff: cutoffs, skippedProviders: skipped, evidenceFirst: evidence, cost, scale: scaled, intake: intakeResult };
     } finally {
       progress.end();
       await client.connection.close();
       await connection.close();
     }
   } finally {
-    await server.stop();
+    await engine.stop();
     cleanup();
   }
 
-  const outDir = resolve(o.out);
   mkdirSync(outDir, { recursive: true });
-  const file = join(outDir, `bench-${report.finishedAt.replace(/[:.]/g, '-')}.json`);
+  const file = join(outDir, `bench-${o.engine}-${report.finishedAt.replace(/[:.]/g, '-')}.json`);
   const json = `${JSON.stringify(report, null, 2)}\n`;
   writeFileSync(file, json);
   writeFileSync(join(outDir, 'bench-latest.json'), json);
+  writeFileSync(join(outDir, `bench-latest-${o.engine}.json`), json); // what --compare reads
   console.log(format(report));
-  console.error(`bench: wrote ${file} and bench-latest.json`);
+  console.error(`bench: wrote ${file}, bench-latest.json and bench-latest-${o.engine}.json`);
   return 0;
 }
 

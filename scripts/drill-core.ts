@@ -1,26 +1,32 @@
-// The fault drill, shared by `npm run drill` and test/drill.test.ts. A batch of containments runs
-// on a private dev server (SQLite file) and a worker in its own process, while the worker is
-// killed with SIGKILL and restarted, the server is killed and restarted on the same file and
-// port, and the lab provider answers nothing for a while. Afterwards every containment must have
-// closed where its plan ends, and the lab's journal must show every mutation exactly once.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// The fault drill, shared by `npm run drill`, test/drill.test.ts and test/cluster.test.ts. A batch
+// of containments runs on a private Temporal (the dev server on a SQLite file, or the cluster: the
+// server on PostgreSQL) and one or more workers in their own processes, while a worker is killed
+// with SIGKILL and restarted, the server is killed and restarted on the same database and port,
+// the cluster's PostgreSQL goes away for a few seconds, and the lab provider answers nothing for a
+// while. Several workers share the vault and the evidence store through PostgreSQL, the sealing
+// key and the policy file, as hosts would. Afterwards every containment must have closed where its
+// plan ends, and the lab's journal must show every mutation exactly once.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { loadOrCreateSealKey, sealKeyFiles } from '../activities/command-seal';
 import { LabDirectory, type Call, type LabIdentity } from '../activities/providers/lab';
-import { LocalVault } from '../activities/secret-sink';
+import { loadConfig } from '../activities/config';
+import { openStateStores } from '../activities/stores';
 import { CordonInputError, submitSignal } from '../client/containments';
 import { containmentWorkflowId } from '../workflows/ids';
 import { ContainmentState } from '../workflows/schemas';
 import { labIdentity, policyWith, prng, signal, timedLadder } from '../test/fixtures';
+import { startCluster, type Cluster } from './cluster-core';
 import { startDevServer, type DevServer } from './dev-server';
+import { createStateDatabase, startPostgres, type LocalService } from './local-services';
 import { mapLimit, sleep } from './measure';
 import { findSecret } from './secret-scan';
 import { resolveTemporalCli } from './temporal-cli';
-
-const ROOT = resolve(__dirname, '..');
+import { activityPlacement, killGroup, WorkerProcess } from './worker-process';
 
 export interface DrillOptions {
   containments: number;
@@ -40,6 +46,13 @@ export interface DrillOptions {
   evidence: boolean;
   /** After the last signal and fault, how long the containments get to close. */
   settleMs: number;
+  /** The dev server (SQLite) or the cluster (the Temporal server on PostgreSQL). */
+  engine?: 'dev' | 'cluster';
+  /** Worker processes, each with its own data folder; more than one share state through PostgreSQL. */
+  workers?: number;
+  /** Cluster only: times the server's PostgreSQL stops, and for how long. */
+  databaseOutages?: number;
+  databaseOutageMs?: number;
   seed: number;
   onEvent?: (text: string) => void;
   onProgress?: (done: number, total: number, detail: string) => void;
@@ -60,6 +73,9 @@ export const DEFAULT_DRILL: DrillOptions = {
 
 export const SMALL_DRILL: DrillOptions = { ...DEFAULT_DRILL, containments: 24, spreadMs: 20_000, workerKills: 2, outageMs: 6_000, evidence: false, settleMs: 100_000 };
 
+/** The cluster test's drill: two workers, each fault once or twice, the server's database gone for 5 s. */
+export const CLUSTER_DRILL: DrillOptions = { ...SMALL_DRILL, engine: 'cluster', workers: 2, containments: 30, spreadMs: 25_000, workerKills: 2, serverRestarts: 1, databaseOutages: 1, databaseOutageMs: 5_000 };
+
 export interface DrillReport {
   seed: number;
   containments: number;
@@ -67,6 +83,15 @@ export interface DrillReport {
   /** Worker exits nobody asked for; each was restarted. */
   workerCrashes: number;
   serverRestarts: number;
+  engine: 'dev' | 'cluster';
+  workers: number;
+  databaseOutages: number;
+  /** How long the server's PostgreSQL was down in all. */
+  databaseDownSeconds: number;
+  /** Worker name → activity type → activities whose final attempt it ran. */
+  byWorker: Record<string, Record<string, number>>;
+  /** Activities that succeeded only on a later attempt, by the worker that ran it. */
+  retriedActivities: number;
   /** How long the lab was down while a worker was running. */
   outageSeconds: number;
   /** How long the lab was down in all, counting the worker's restart. */
@@ -92,76 +117,6 @@ export interface DrillReport {
   durationSeconds: number;
   /** Server database, lab file and worker log; kept when the drill found a problem. */
   dataDir: string;
-}
-
-/** SIGKILL to a child's whole process group (each child leads its own); quiet if it is gone. */
-function killGroup(child: ChildProcess | undefined): void {
-  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-/** The worker as its own process group: SIGKILL takes it whole, and nothing outlives the drill. */
-class WorkerProcess {
-  private child?: ChildProcess;
-  private stopped = false;
-  crashes = 0;
-  /** When each worker process died (killed or by itself): what explains a retried call. */
-  readonly deaths: number[] = [];
-
-  constructor(
-    private readonly env: NodeJS.ProcessEnv,
-    private readonly logFile: string,
-    private readonly onEvent: (text: string) => void,
-  ) {}
-
-  /** Starts the worker; resolves with the time it says it is polling (after bundling its workflows). */
-  start(): Promise<number> {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'workers', 'main.ts')], { cwd: ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    this.child = child;
-    const log = createWriteStream(this.logFile, { flags: 'a' });
-    log.on('error', () => undefined); // a lost log line must not end the drill
-    child.stderr!.pipe(log, { end: false });
-    child.once('close', (code, sig) => log.end(`-- worker ${child.pid} exited (${sig ?? code})\n`));
-    child.once('exit', (code, sig) => {
-      if (this.child !== child || this.stopped) return;
-      this.crashes++;
-      this.deaths.push(Date.now());
-      this.onEvent(`worker exited by itself (${sig ?? code}); restarting it`);
-      if (this.crashes <= 10) this.start().catch(() => undefined); // its own exit is reported the same way
-    });
-    return new Promise((ok, fail) => {
-      child.stdout!.on('data', (d: Buffer) => {
-        log.write(d);
-        if (d.toString().includes('cordon worker: ')) ok(Date.now());
-      });
-      child.once('exit', (code, sig) => fail(new Error(`worker exited (${sig ?? code}) before it was ready; see ${this.logFile}`)));
-    });
-  }
-
-  /** kill -9 of the whole group; resolves once it is gone. */
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    this.child = undefined; // an exit we asked for is not a crash
-    const gone = new Promise((ok) => child.once('exit', ok));
-    this.deaths.push(Date.now()); // before the signal: no call of this process can come after it
-    killGroup(child);
-    await gone;
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.kill();
-  }
-
-  /** For process exit: synchronous, no waiting. */
-  killNow(): void {
-    killGroup(this.child);
-  }
 }
 
 const EXPECTED_STAGES = ['restrict', 'rotate', 'disable'];
@@ -229,58 +184,125 @@ export function auditCalls(calls: readonly Call[], faults: readonly number[], sl
   return found.sort();
 }
 
+/** The Temporal the drill runs on, which it can kill and start again on the same data and port. */
+interface Engine {
+  address: string;
+  label: string;
+  kill(): Promise<void>;
+  /** Starts it again; resolves with how long that took, once it serves. */
+  restart(): Promise<number>;
+  /** Cluster only. */
+  database?: LocalService;
+  stop(): Promise<void>;
+  killNow(): void;
+}
+
+async function startEngine(kind: 'dev' | 'cluster', dataDir: string, say: (t: string) => void): Promise<Engine> {
+  if (kind === 'cluster') {
+    const cluster: Cluster = await startCluster({ dir: join(dataDir, 'cluster'), onEvent: (t) => say(`cluster: ${t}`) });
+    return {
+      address: cluster.address,
+      label: 'Temporal server',
+      kill: () => cluster.killServer('SIGKILL'),
+      restart: () => cluster.restartServer(),
+      database: cluster.postgres,
+      stop: () => cluster.stop(),
+      killNow: () => undefined, // startCluster kills its server when this process exits
+    };
+  }
+  const cli = await resolveTemporalCli();
+  if (!cli.path) throw new Error('the drill needs a local temporal CLI (see README: Requirements)');
+  const dbFile = join(dataDir, 'temporal.db');
+  let server: DevServer = await startDevServer({ cli: cli.path, dbFile, headless: true, detached: true });
+  const port = Number(server.address.split(':')[1]);
+  return {
+    address: server.address,
+    label: 'dev server',
+    kill: () => server.stop('SIGKILL'),
+    restart: async () => {
+      server = await startDevServer({ cli: cli.path!, dbFile, port, headless: true, detached: true });
+      return server.startedInMs;
+    },
+    stop: () => server.stop(),
+    killNow: () => killGroup(server.process),
+  };
+}
+
+type Fault = 'worker' | 'server' | 'database';
+
 export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   const t0 = Date.now();
   const rand = prng(o.seed);
   const say = o.onEvent ?? (() => undefined);
-  // The fault plan: kills and restarts in a seeded order; the outage starts at one of the kills.
-  const faults = [...Array<'worker'>(o.workerKills).fill('worker'), ...Array<'server'>(o.serverRestarts).fill('server')]
+  const engineKind = o.engine ?? 'dev';
+  const workerCount = Math.max(1, o.workers ?? 1);
+  const databaseOutages = engineKind === 'cluster' ? (o.databaseOutages ?? 0) : 0;
+  if ((o.databaseOutages ?? 0) > 0 && engineKind !== 'cluster') throw new Error('database outages need the cluster engine (the dev server keeps its SQLite file in-process)');
+  // The fault plan: kills, restarts and outages in a seeded order; the lab outage starts at a worker kill.
+  const faults: Fault[] = [...Array<Fault>(o.workerKills).fill('worker'), ...Array<Fault>(o.serverRestarts).fill('server'), ...Array<Fault>(databaseOutages).fill('database')]
     .map((f) => ({ f, key: rand() }))
     .sort((a, b) => a.key - b.key)
     .map((x) => x.f);
   const workerFaults = faults.flatMap((f, i) => (f === 'worker' ? [i] : []));
   const outageAt = o.outageMs > 0 ? workerFaults[Math.floor(rand() * workerFaults.length)] : undefined;
   if (o.outageMs > 0 && outageAt === undefined) throw new Error('a lab outage starts at a worker kill: ask for at least one');
-  const cli = await resolveTemporalCli();
-  if (!cli.path) throw new Error('the drill needs a local temporal CLI (see README: Requirements)');
   const dataDir = mkdtempSync(join(tmpdir(), 'cordon-drill-'));
-  const dbFile = join(dataDir, 'temporal.db');
   const labFile = join(dataDir, 'lab', 'directory.json');
   const taskQueue = 'cordon-drill';
   const lab = new LabDirectory(labFile);
   const policy = policyWith(timedLadder(o.stageAfter), { retainFor: o.retainFor, ...(o.evidence ? {} : { evidence: [] }) });
-  // The worker approves the drill's policy from a file, as an operator configures it.
+  // The workers approve the drill's policy from one file, as an operator configures it.
   const policyFile = join(dataDir, 'policy.json');
   writeFileSync(policyFile, JSON.stringify(policy));
   const ids = Array.from({ length: o.containments }, (_, i) => `drill-${String(i).padStart(4, '0')}`);
   const workflowIds = ids.map((identityId) => containmentWorkflowId({ provider: 'lab', identityId }));
 
-  let server: DevServer = await startDevServer({ cli: cli.path, dbFile, headless: true, detached: true });
-  const port = Number(server.address.split(':')[1]);
-  // The worker sees only the drill's settings, never the caller's Temporal or provider configuration.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|CORDON_)/.test(k)));
-  const worker = new WorkerProcess(
-    { ...env, TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: 'default', CORDON_DATA_DIR: dataDir, CORDON_LAB_FILE: labFile, CORDON_TASK_QUEUE: taskQueue, CORDON_METRICS_PORT: '0', CORDON_POLICY: policyFile },
-    join(dataDir, 'worker.log'),
-    say,
-  );
+  const engine = await startEngine(engineKind, dataDir, say);
+  // Several workers, as several hosts: their own data folders, one shared state store (its own
+  // PostgreSQL, so that the server's database outage is the server's alone), one vault key and
+  // one sealing key. The worker sees only the drill's settings, never the caller's.
+  let stateDb: LocalService | undefined;
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|CORDON_)/.test(k)));
+  let shared: Record<string, string> = {};
+  if (workerCount > 1) {
+    stateDb = await startPostgres();
+    const keys = join(dataDir, 'shared'); // what an operator hands every host
+    await loadOrCreateSealKey(keys);
+    shared = { CORDON_STATE_URL: await createStateDatabase(stateDb.setupUrl), CORDON_VAULT_KEY: randomBytes(32).toString('base64'), CORDON_SEAL_KEY_FILE: sealKeyFiles(keys).privateFile };
+  }
+  const workers = Array.from({ length: workerCount }, (_, n) => {
+    const name = workerCount > 1 ? `worker-${String.fromCharCode(97 + n)}` : 'worker';
+    const own = workerCount > 1 ? join(dataDir, name) : dataDir;
+    return new WorkerProcess(
+      { ...base, ...shared, TEMPORAL_ADDRESS: engine.address, TEMPORAL_NAMESPACE: 'default', CORDON_DATA_DIR: own, CORDON_LAB_FILE: labFile, CORDON_TASK_QUEUE: taskQueue, CORDON_METRICS_PORT: '0', CORDON_POLICY: policyFile },
+      join(dataDir, `${name}.log`),
+      say,
+      name,
+    );
+  });
   const killAll = () => {
-    worker.killNow();
-    killGroup(server.process);
+    for (const w of workers) w.killNow();
+    engine.killNow();
   };
   process.on('exit', killAll);
-  const connection = await Connection.connect({ address: server.address });
+  const connection = await Connection.connect({ address: engine.address });
   const client = new Client({ connection });
   const report: DrillReport = {
     seed: o.seed,
     containments: o.containments,
+    engine: engineKind,
+    workers: workerCount,
     workerKills: 0,
     workerCrashes: 0,
     serverRestarts: 0,
+    databaseOutages: 0,
+    databaseDownSeconds: 0,
     outageSeconds: 0,
     labDownSeconds: 0,
     submitRetries: 0,
     finalStates: {},
+    byWorker: {},
+    retriedActivities: 0,
     duplicates: [],
     retriedCalls: 0,
     leaks: [],
@@ -292,28 +314,28 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   };
   let submitted = 0;
   let verified = false;
-  const serverKills: number[] = [];
+  /** Server kills and database outages, for the call audit: what explains a retried call. */
+  const engineFaults: number[] = [];
   const count = async (query: string) => (await client.workflow.count(`TaskQueue = "${taskQueue}" AND ${query}`)).count;
   const ticker = setInterval(() => {
     count("ExecutionStatus != 'Running'").then(
-      (closed) => o.onProgress?.(closed, o.containments, `containments closed; ${submitted} signals sent, ${report.workerKills} worker kills, ${report.serverRestarts} server restarts`),
+      (closed) => o.onProgress?.(closed, o.containments, `containments closed; ${submitted} signals sent, ${report.workerKills} worker kills, ${report.serverRestarts} server restarts, ${report.databaseOutages} database outages`),
       () => undefined, // the server is down: the next tick tells
     );
   }, 1000);
 
   try {
-    // Seeded before the worker starts: the lab file has one writer at a time.
     await lab.seed(Object.fromEntries(ids.map((id) => [id, labIdentity()])));
     // The slowest start-up so far (bundling the workflows): an outage must outlast a restart.
     let startupMs = 0;
-    const startWorker = async () => {
+    const startWorker = async (w: WorkerProcess) => {
       const t = Date.now();
-      const ready = await worker.start();
+      const ready = await w.start();
       startupMs = Math.max(startupMs, ready - t);
       return ready;
     };
-    await startWorker();
-    say(`worker up in ${startupMs} ms; ${o.containments} signals over ${o.spreadMs / 1000} s`);
+    await Promise.all(workers.map(startWorker));
+    say(`${workerCount > 1 ? `${workerCount} workers` : 'worker'} up in ${startupMs} ms on the ${engine.label} at ${engine.address}; ${o.containments} signals over ${o.spreadMs / 1000} s`);
     const origin = Date.now();
     const at = (ms: number) => `t+${((ms - origin) / 1000).toFixed(1)}s`;
 
@@ -339,34 +361,48 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
       await sleep(origin + (o.spreadMs * (i + 0.25 + 0.5 * rand())) / faults.length - Date.now());
       const pause = 200 + rand() * 1800;
       if (f === 'server') {
-        say(`${at(Date.now())} dev server killed (SIGKILL)`);
-        serverKills.push(Date.now());
-        await server.stop('SIGKILL');
+        say(`${at(Date.now())} ${engine.label} killed (SIGKILL)`);
+        engineFaults.push(Date.now());
+        await engine.kill();
         await sleep(pause);
-        server = await startDevServer({ cli: cli.path, dbFile, port, headless: true, detached: true });
+        const ms = await engine.restart();
         report.serverRestarts++;
-        say(`${at(Date.now())} dev server back on ${server.address} after ${server.startedInMs} ms`);
+        say(`${at(Date.now())} ${engine.label} back on ${engine.address} after ${ms} ms`);
         continue;
       }
-      await worker.kill();
+      if (f === 'database') {
+        const down = Date.now();
+        engineFaults.push(down);
+        await engine.database!.halt();
+        say(`${at(Date.now())} the server's PostgreSQL stopped`);
+        await sleep(o.databaseOutageMs ?? 5000);
+        await engine.database!.resume();
+        report.databaseOutages++;
+        report.databaseDownSeconds += (Date.now() - down) / 1000;
+        say(`${at(Date.now())} the server's PostgreSQL back after ${((Date.now() - down) / 1000).toFixed(1)} s`);
+        continue;
+      }
+      const victim = workers[Math.floor(rand() * workers.length)]!;
+      await victim.kill();
       report.workerKills++;
-      say(`${at(Date.now())} worker killed (SIGKILL)`);
+      say(`${at(Date.now())} ${victim.name} killed (SIGKILL)`);
       let unavailableUntil = 0;
       if (i === outageAt) {
-        // Written while no worker runs: the lab's writes are atomic but not locked across processes.
-        // It lasts outageMs past a slow restart of the worker, so a running worker meets all of it.
+        // With one worker it lasts outageMs past a slow restart, so a running worker meets all of
+        // it; with several, the others run through the whole of it.
         const down = Date.now();
-        unavailableUntil = down + pause + 1.5 * startupMs + o.outageMs;
+        unavailableUntil = down + (workerCount > 1 ? o.outageMs : pause + 1.5 * startupMs + o.outageMs);
         await lab.update((s) => void (s.unavailableUntil = new Date(unavailableUntil).toISOString()));
         report.labDownSeconds = (unavailableUntil - down) / 1000;
+        if (workerCount > 1) report.outageSeconds = o.outageMs / 1000;
       }
       await sleep(pause);
-      const ready = await startWorker();
-      if (unavailableUntil) {
+      const ready = await startWorker(victim);
+      if (unavailableUntil && workerCount === 1) {
         report.outageSeconds = Math.max(0, (unavailableUntil - ready) / 1000);
         say(`${at(ready)} worker back; the lab is down until ${at(unavailableUntil)} (${report.outageSeconds.toFixed(1)} s with a worker running)`);
       } else {
-        say(`${at(ready)} worker back`);
+        say(`${at(ready)} ${victim.name} back${unavailableUntil ? `; the lab is down until ${at(unavailableUntil)}` : ''}`);
       }
     }
     await submissions;
@@ -415,31 +451,41 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     for (const identity of journal.keys()) if (!ids.includes(identity)) report.unexpected.push(`${identity}: mutated, but no containment was asked for`);
     // Repeats that changed nothing are invisible above; every call, no-op or not, is audited here.
     const calls = state.calls.filter((c) => ids.includes(c.identity));
-    report.duplicates.push(...auditCalls(calls, [...worker.deaths, ...serverKills]));
+    report.duplicates.push(...auditCalls(calls, [...workers.flatMap((w) => w.deaths), ...engineFaults]));
     report.retriedCalls = calls.filter((c) => (c.attempt ?? 1) > 1 && !c.changed).length;
-    // The worker ran in its own process: its log file and evidence files are scanned for every
-    // secret it put in the vault (history holds references only; so must these).
-    const vault = new LocalVault(join(dataDir, 'vault'));
-    const secrets = await Promise.all((await vault.refs()).map(async (ref) => (await vault.read(ref)).secret));
-    report.secretsScanned = secrets.length;
-    const evidenceDir = join(dataDir, 'evidence');
-    const files = [join(dataDir, 'worker.log'), ...(await readdir(evidenceDir, { recursive: true }).catch(() => [])).map((f) => join(evidenceDir, f))];
-    for (const f of files) {
-      const text = await readFile(f, 'utf8').catch(() => '');
-      if (secrets.length && findSecret(text, secrets)) report.leaks.push(`a rotated secret appears in ${f}`);
+    // The workers ran in their own processes: their logs and every evidence artifact (files, or
+    // rows of the shared store) are scanned for every secret they put in the vault (history holds
+    // references only; so must these).
+    const stores = openStateStores(loadConfig({ CORDON_DATA_DIR: workerCount > 1 ? join(dataDir, 'worker-a') : dataDir, ...shared }));
+    try {
+      const secrets = await Promise.all((await stores.secrets.refs()).map(async (ref) => (await stores.secrets.read(ref)).secret));
+      report.secretsScanned = secrets.length;
+      const texts: Array<[string, Promise<string>]> = workers.map((w) => [w.logFile, readFile(w.logFile, 'utf8').catch(() => '')]);
+      for (const own of workerCount > 1 ? workers.map((w) => join(dataDir, w.name)) : [dataDir]) {
+        const evidenceDir = join(own, 'evidence');
+        for (const f of await readdir(evidenceDir, { recursive: true }).catch(() => [])) texts.push([join(evidenceDir, f), readFile(join(evidenceDir, f), 'utf8').catch(() => '')]);
+      }
+      if (workerCount > 1) for (const sha of await stores.evidence.list()) texts.push([`evidence ${sha} in ${stores.evidence.where}`, stores.evidence.read(sha).then((e) => JSON.stringify(e))]);
+      for (const [where, text] of texts) if (secrets.length && findSecret(await text, secrets)) report.leaks.push(`a rotated secret appears in ${where}`);
+    } finally {
+      await stores.close();
     }
     const runs = await count('WorkflowType = "containment"');
     if (runs > ids.length) report.duplicates.push(`${runs} workflow runs for ${ids.length} identities`);
-    report.workerCrashes = worker.crashes;
+    const placement = await activityPlacement(client, workflowIds, workers);
+    report.byWorker = placement.byWorker;
+    report.retriedActivities = placement.retried.length;
+    report.workerCrashes = workers.reduce((n, w) => n + w.crashes, 0);
     for (const list of [report.lost, report.duplicates, report.unexpected, report.leaks]) list.sort();
     verified = true;
     return report;
   } finally {
     clearInterval(ticker);
     report.durationSeconds = (Date.now() - t0) / 1000;
-    await worker.stop();
+    await Promise.all(workers.map((w) => w.stop()));
     await connection.close();
-    await server.stop();
+    await engine.stop();
+    await stateDb?.stop();
     process.off('exit', killAll);
     if (verified && !report.lost.length && !report.duplicates.length && !report.unexpected.length && !report.leaks.length) rmSync(dataDir, { recursive: true, force: true });
   }

@@ -3,11 +3,15 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { describeIssues } from '../workflows/schemas';
-import { DEFAULT_DRILL, SMALL_DRILL, runDrill, type DrillReport } from './drill-core';
+import { CLUSTER_DRILL, DEFAULT_DRILL, SMALL_DRILL, runDrill, type DrillReport } from './drill-core';
 import { Progress } from './measure';
 
 const Options = z.object({
   small: z.boolean().default(false),
+  engine: z.enum(['dev', 'cluster']).default('dev'),
+  workers: z.coerce.number().int().min(1).max(8).optional(),
+  dbOutages: z.coerce.number().int().min(0).optional(),
+  dbOutageS: z.coerce.number().min(0).optional(),
   containments: z.coerce.number().int().min(1).optional(),
   kills: z.coerce.number().int().min(0).optional(),
   restarts: z.coerce.number().int().min(0).optional(),
@@ -21,10 +25,14 @@ function format(r: DrillReport): string {
     ['seed', String(r.seed)],
     ['containments', String(r.containments)],
     ['worker kills', `${r.workerKills} (unexpected worker exits: ${r.workerCrashes})`],
+    ['engine', `${r.engine === 'cluster' ? 'cluster (Temporal server on PostgreSQL)' : 'dev server (SQLite)'}, ${r.workers} worker process${r.workers > 1 ? 'es sharing state through PostgreSQL' : ''}`],
     ['server restarts', String(r.serverRestarts)],
+    ...(r.engine === 'cluster' ? ([['database outages', `${r.databaseOutages} (${r.databaseDownSeconds.toFixed(1)} s down in all)`]] as Array<[string, string]>) : []),
     ['outage seconds', `${r.outageSeconds.toFixed(1)} with a worker running (lab down ${r.labDownSeconds.toFixed(1)} s in all)`],
     ['signal retries', String(r.submitRetries)],
     ['final states', Object.entries(r.finalStates).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'],
+    ['activities by worker', Object.entries(r.byWorker).map(([w, by]) => `${w} ${Object.values(by).reduce((a, b) => a + b, 0)}`).join(', ') || 'none'],
+    ['retried activities', `${r.retriedActivities} (succeeded on a later attempt)`],
     ['duplicate mutations', `${r.duplicates.length} (retried no-op calls explained by a fault: ${r.retriedCalls})`],
     ['lost', String(r.lost.length)],
     ['unexpected mutations', String(r.unexpected.length)],
@@ -43,6 +51,10 @@ async function main(argv: string[]): Promise<number> {
   const program = new Command('drill')
     .description('kill the worker and the server and take the lab down under a batch of containments; count what was lost or duplicated')
     .option('--small', 'the short drill the test suite runs')
+    .option('--engine <dev|cluster>', 'the dev server (SQLite) or the cluster (Temporal server on PostgreSQL)', 'dev')
+    .option('--workers <n>', 'worker processes (several share the vault and evidence through PostgreSQL)')
+    .option('--db-outages <n>', "cluster only: times the server's PostgreSQL stops")
+    .option('--db-outage-s <s>', "cluster only: seconds each database outage lasts")
     .option('--containments <n>', 'batch size')
     .option('--kills <n>', 'worker kill -9s')
     .option('--restarts <n>', 'dev server kills and restarts')
@@ -56,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const o = parsed.data;
-  const base = o.small ? SMALL_DRILL : DEFAULT_DRILL;
+  const base = o.engine === 'cluster' ? (o.small ? CLUSTER_DRILL : { ...DEFAULT_DRILL, engine: 'cluster' as const, workers: 2, databaseOutages: 1, databaseOutageMs: 10_000 }) : o.small ? SMALL_DRILL : DEFAULT_DRILL;
   const progress = new Progress();
   // The server and worker lead their own process groups; exiting kills them (drill-core's exit hook).
   process.once('SIGINT', () => process.exit(130));
@@ -67,6 +79,9 @@ async function main(argv: string[]): Promise<number> {
     serverRestarts: o.restarts ?? base.serverRestarts,
     outageMs: o.outageS !== undefined ? o.outageS * 1000 : base.outageMs,
     spreadMs: o.spreadS !== undefined ? o.spreadS * 1000 : base.spreadMs,
+    workers: o.workers ?? base.workers,
+    databaseOutages: o.dbOutages ?? base.databaseOutages,
+    databaseOutageMs: o.dbOutageS !== undefined ? o.dbOutageS * 1000 : base.databaseOutageMs,
     seed: o.seed,
     onEvent: (t) => progress.note(`drill: ${t}`),
     onProgress: (done, total, detail) => progress.update('drill', done, total, detail),

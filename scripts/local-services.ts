@@ -3,9 +3,9 @@
 // least-privilege admin account (the provider's connection) and a setup account for fixtures.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Client as PgClient } from 'pg';
 import Redis from 'ioredis';
 import { freePort } from './dev-server';
@@ -125,11 +125,22 @@ async function restartable(what: string, cmd: string, args: string[], log: strin
   };
 }
 
-export async function startPostgres(): Promise<LocalService> {
+export interface PostgresOptions {
+  /**
+   * Keeps the cluster's data here across runs (created on first use) instead of a temporary
+   * folder that stop() removes. The accounts' passwords are new at every start.
+   */
+  dir?: string;
+}
+
+export async function startPostgres(o: PostgresOptions = {}): Promise<LocalService> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('PostgreSQL server binaries not found (Debian package "postgresql")');
   const t0 = Date.now();
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-pg-'));
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'cordon-pg-'));
+  // Parents stay traversable: as root the server runs as `postgres`, which must reach its folder.
+  mkdirSync(dirname(dir), { recursive: true });
+  mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o700);
   if (isRoot()) {
     const pg = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
@@ -137,10 +148,12 @@ export async function startPostgres(): Promise<LocalService> {
     chownSync(dir, Number(pg.stdout), Number(gid.stdout));
   }
   const data = join(dir, 'data');
-  // Sockets trust the local OS user (fixtures only); TCP, which Cordon uses, needs SCRAM passwords.
-  const [initCmd, initArgs] = asServiceUser(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-sync'], true);
-  const init = spawnSync(initCmd, initArgs, { encoding: 'utf8' });
-  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
+  if (!existsSync(join(data, 'PG_VERSION'))) {
+    // Sockets trust the local OS user (fixtures only); TCP, which Cordon uses, needs SCRAM passwords.
+    const [initCmd, initArgs] = asServiceUser(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--no-sync'], true);
+    const init = spawnSync(initCmd, initArgs, { encoding: 'utf8' });
+    if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
+  }
   const port = await freePort();
   const [cmd, args] = asServiceUser(
     join(bin, 'postgres'),
@@ -168,7 +181,8 @@ export async function startPostgres(): Promise<LocalService> {
   try {
     // Least privilege for Cordon: manage non-superuser roles, end their backends, read their
     // activity. Owners of objects whose grants it narrows add it to their role (see README).
-    await c.query(`CREATE ROLE cordon_admin LOGIN CREATEROLE PASSWORD '${password}'`);
+    const exists = (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = 'cordon_admin'`)).rowCount;
+    await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE cordon_admin LOGIN CREATEROLE PASSWORD '${password}'`);
     await c.query('GRANT pg_signal_backend, pg_read_all_stats TO cordon_admin');
   } finally {
     await c.end();
@@ -180,7 +194,7 @@ export async function startPostgres(): Promise<LocalService> {
     ...server,
     stop: async () => {
       await server.halt();
-      rmSync(dir, { recursive: true, force: true });
+      if (!o.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -254,4 +268,22 @@ export function installMissing(): string[] {
     if (r.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed with ${r.status}`);
   }
   return missingPackages();
+}
+
+/**
+ * A database with a login role that owns it, on a PostgreSQL reached through `setupUrl`: what an
+ * operator gives Cordon's workers as CORDON_STATE_URL (the shared vault and evidence store).
+ */
+export async function createStateDatabase(setupUrl: string, name = `cordon_state_${randomBytes(3).toString('hex')}`): Promise<string> {
+  const password = secret();
+  const c = new PgClient({ connectionString: setupUrl });
+  await c.connect();
+  try {
+    await c.query(`CREATE ROLE ${name} LOGIN PASSWORD '${password}'`);
+    await c.query(`CREATE DATABASE ${name} OWNER ${name}`);
+  } finally {
+    await c.end();
+  }
+  const port = /[?&]port=(\d+)/.exec(setupUrl)?.[1];
+  return `postgres://${name}:${password}@127.0.0.1:${port}/${name}`;
 }

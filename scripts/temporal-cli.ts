@@ -44,7 +44,7 @@ function onPath(): string | undefined {
 }
 
 /** Go ≥ 1.25 is what the CLI's go.mod asks for. */
-function goVersionOk(): boolean {
+export function goVersionOk(): boolean {
   try {
     const v = execFileSync('go', ['env', 'GOVERSION'], { encoding: 'utf8' }).trim(); // e.g. go1.26.8
     const m = /^go(\d+)\.(\d+)/.exec(v);

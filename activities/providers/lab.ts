@@ -3,7 +3,7 @@
 // grants are restorable, every mutation is journalled) so the quick start and tests mean something.
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { IdentityKind, type ActionResult, type Dependent, type EvidenceKind, type IdentitySnapshot, type Receipt, type Scope, type SuppressionAction } from '../../workflows/schemas';
@@ -26,7 +26,14 @@ export const LabIdentity = z.object({
   dependents: z.array(z.object({ name: z.string(), address: z.string().optional(), lastSeen: z.string().optional() })).default([]),
   authEvents: z.array(z.object({ at: z.string(), type: z.string(), address: z.string() })).default([]),
   /** Lab-only fault injection, for drills and tests. */
-  faults: z.object({ evidenceDelayMs: z.number().int().min(0).optional(), evidenceFails: z.boolean().optional() }).default({}),
+  faults: z
+    .object({
+      evidenceDelayMs: z.number().int().min(0).optional(),
+      evidenceFails: z.boolean().optional(),
+      /** Holds a rotation after the secret is minted and before the directory takes it (a worker killed mid-rotation). */
+      rotateDelayMs: z.number().int().min(0).optional(),
+    })
+    .default({}),
 });
 export type LabIdentity = z.infer<typeof LabIdentity>;
 export type LabIdentityInput = z.input<typeof LabIdentity>;
@@ -95,7 +102,59 @@ export type LabState = z.infer<typeof LabState>;
 
 const chains = new Map<string, Promise<unknown>>();
 
-/** Reads and writes the lab file; all writes in this process go through one queue per file. */
+const isCode = (err: unknown, code: string) => (err as NodeJS.ErrnoException).code === code;
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return !isCode(err, 'ESRCH'); // EPERM: it exists, under another user
+  }
+};
+
+/**
+ * A lock file beside the lab file, so that several worker processes on one host (the cluster
+ * drill's two workers) can share the lab: each writer links its own file, holding its pid, to
+ * the lock's name, which fails while another holds it. A holder killed with SIGKILL leaves its
+ * lock behind; a waiter that finds the holder's process gone removes it, under a second lock so
+ * that two waiters never both break it (one could otherwise remove the other's fresh lock).
+ */
+async function withFileLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${file}.lock`;
+  const breaking = `${lock}.breaking`;
+  const mine = `${lock}.${process.pid}`; // one writer per file per process (the queue above)
+  await writeFile(mine, String(process.pid));
+  const take = (name: string) => link(mine, name).then(() => true, (err) => (isCode(err, 'EEXIST') ? false : Promise.reject(err)));
+  try {
+    for (let wait = 1; !(await take(lock)); wait = Math.min(wait * 2, 20)) {
+      const holder = Number(await readFile(lock, 'utf8').catch(() => ''));
+      if (holder && !alive(holder)) {
+        if (await take(breaking)) {
+          // While the dead holder's lock exists nobody can take a new one, and only we may break it.
+          if (Number(await readFile(lock, 'utf8').catch(() => '')) === holder) {
+            await unlink(lock).catch(() => undefined);
+            await unlink(`${lock}.${holder}`).catch(() => undefined);
+          }
+          await unlink(breaking);
+          continue;
+        }
+        // A breaker killed in its few microseconds would block the rest forever: its mark expires.
+        const mark = await stat(breaking).catch(() => undefined);
+        if (mark && Date.now() - mark.mtimeMs > 5000) await unlink(breaking).catch(() => undefined);
+      }
+      await new Promise((r) => setTimeout(r, wait + Math.random() * wait));
+    }
+    try {
+      return await fn();
+    } finally {
+      await unlink(lock);
+    }
+  } finally {
+    await unlink(mine).catch(() => undefined);
+  }
+}
+
+/** Reads and writes the lab file; writes in this process go through one queue per file, and processes take turns by a lock file. */
 export class LabDirectory {
   readonly file: string;
   constructor(file: string) {
@@ -115,13 +174,15 @@ export class LabDirectory {
   update<T>(fn: (s: LabState) => T): Promise<T> {
     const prev = chains.get(this.file) ?? Promise.resolve();
     const run = prev.then(async () => {
-      const state = await this.read();
-      const out = fn(state);
       await mkdir(dirname(this.file), { recursive: true });
-      const tmp = `${this.file}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify(state, null, 1));
-      await rename(tmp, this.file); // a crash leaves the old file or the new one, never half of one
-      return out;
+      return withFileLock(this.file, async () => {
+        const state = await this.read();
+        const out = fn(state);
+        const tmp = `${this.file}.${process.pid}.tmp`;
+        await writeFile(tmp, JSON.stringify(state, null, 1));
+        await rename(tmp, this.file); // a crash leaves the old file or the new one, never half of one
+        return out;
+      });
     });
     chains.set(this.file, run.catch(() => undefined));
     return run;
@@ -262,7 +323,9 @@ export class LabProvider implements IdentityProvider {
     });
   }
 
-  setSecret(identityId: string, secret: string, _loginBlock?: Receipt): Promise<ActionResult> {
+  async setSecret(identityId: string, secret: string, _loginBlock?: Receipt): Promise<ActionResult> {
+    const { faults } = await this.get(identityId);
+    if (faults.rotateDelayMs) await new Promise((r) => setTimeout(r, faults.rotateDelayMs));
     const sha256 = LabDirectory.hashSecret(secret);
     return this.mutate(identityId, 'rotate', (i) => {
       if (i.credential?.sha256 === sha256) return undefined;
