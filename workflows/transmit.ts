@@ -59,14 +59,14 @@ export function securityEvents(o: { target: Target; dryRun: boolean; record: Rec
     };
     let receivers: string[];
     try {
-      receivers = await list.ssfReceivers(kind);
+      receivers = await list.ssfReceivers.executeWithOptions({ summary: `ssf: who receives ${kind}` }, [kind]);
     } catch (err) {
       return o.record(`ssf:${kind}`, 'cordon-ssf', 'failed', `could not read the receivers: ${(err as Error).message}`);
     }
     await Promise.all(
       receivers.map(async (name) => {
         try {
-          const r = await push.pushSecurityEvent(name, request);
+          const r = await push.pushSecurityEvent.executeWithOptions({ summary: `ssf: push ${kind} to ${name}` }, [name, request]);
           o.record(`ssf:${kind}`, 'cordon-ssf', 'done', `pushed to ${r.receiver} (${r.endpoint}): jti ${r.jti}, HTTP ${r.status}`);
         } catch (err) {
           const why = err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message;
