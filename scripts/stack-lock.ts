@@ -75,6 +75,15 @@ function writeWhole(file: string, held: Held, exclusive: boolean): boolean {
 }
 
 /** Stops what a stack that did not stop cleanly left running: its HTTP API and worker, then its server. */
+/** Signals `pid`; one that has exited in the meantime (its parent's guard may stop it) is fine. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
 function stopLeftovers(held: Held): void {
   const leftovers = [
     held.apiPid && still(held.apiPid, (cmd) => cmd.includes('server/main.ts')) && { pid: held.apiPid, what: 'HTTP API' },
@@ -83,10 +92,10 @@ function stopLeftovers(held: Held): void {
   ].filter((x): x is { pid: number; what: string } => !!x);
   for (const { pid, what } of leftovers) {
     console.warn(`cordon: the ${what} (pid ${pid}) of a stack that did not stop cleanly is still running: stopping it`);
-    process.kill(pid, 'SIGTERM');
+    signal(pid, 'SIGTERM');
     const until = Date.now() + 10_000;
     while (alive(pid) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    if (alive(pid)) signal(pid, 'SIGKILL');
   }
 }
 
