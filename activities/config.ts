@@ -24,6 +24,9 @@ const Env = z.object({
   CORDON_VAULT_KEY_FILE: z.string().min(1).optional(),
   CORDON_STATE_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'CORDON_STATE_URL is a postgres:// URL' }).optional(),
   CORDON_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  // Each cached containment costs about 1.6 MB of isolate memory the SDK's default sizing does not
+  // count; evicted ones replay from history when they wake. 250 keeps a worker near 0.6 GiB.
+  CORDON_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(250),
   CORDON_POSTGRES_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'CORDON_POSTGRES_URL is a postgres:// URL' }).optional(),
   CORDON_REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'CORDON_REDIS_URL is a redis:// URL' }).optional(),
   CORDON_POLICY: z.string().min(1).optional(),
@@ -74,6 +77,8 @@ export interface CordonConfig {
   /** Vault and evidence in PostgreSQL, shared by every worker; unset: files under dataDir. */
   stateUrl?: string;
   metricsPort: number;
+  /** The worker's workflow cache: its memory bound (see README, "Performance"). */
+  maxCachedWorkflows: number;
   postgresUrl?: string;
   redisUrl?: string;
   /** The approved policy file (undefined: the shipped default). */
@@ -119,6 +124,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
     vaultKeyFile: e.CORDON_VAULT_KEY_FILE && resolve(e.CORDON_VAULT_KEY_FILE),
     stateUrl: e.CORDON_STATE_URL,
     metricsPort: e.CORDON_METRICS_PORT,
+    maxCachedWorkflows: e.CORDON_MAX_CACHED_WORKFLOWS,
     postgresUrl: e.CORDON_POSTGRES_URL,
     redisUrl: e.CORDON_REDIS_URL,
     policyFile: e.CORDON_POLICY ? resolve(e.CORDON_POLICY) : undefined,

@@ -1,13 +1,14 @@
 // Implements the workflow's activity contract over the provider interface, the evidence store
 // and the secret sink. Provider errors that retrying cannot fix become non-retryable failures.
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, sleep } from '@temporalio/activity';
 import type { ApprovedPolicy, ContainmentActivities } from '../workflows/contract';
-import type { ActionResult, Target } from '../workflows/schemas';
+import type { ActionResult, EvidenceKind, EvidenceOutcome, Target } from '../workflows/schemas';
 import type { EvidenceStore } from './evidence-store';
 import type { OperatorVerifier } from './operator-auth';
 import { approve } from './policy-store';
 import { IdentityNotFoundError, IncompleteError, InvalidInputError, NotSupportedError, type IdentityProvider } from './providers/provider';
 import { activityContext } from './providers/common';
+import { recordProviderCall } from './metrics';
 import type { ProviderRegistry } from './providers/registry';
 import type { SecretSink } from './secret-sink';
 
@@ -22,6 +23,9 @@ export interface ActivityDeps {
 
 /** How often a running activity heartbeats when the workflow set no heartbeat timeout. */
 const HEARTBEAT_MS = 2000;
+/** Tries per kind of evidence inside one capture, backing off from 200 ms to 5 s (as the ladder's activities do). */
+const EVIDENCE_TRIES = 5;
+const backoff = (attempt: number) => Math.min(200 * 2 ** (attempt - 1), 5000);
 
 export function createContainmentActivities({ providers, evidence, secrets, policy, operators }: ActivityDeps): ContainmentActivities {
   /**
@@ -30,18 +34,24 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
    * what it is doing, see cancellation() in providers/common.ts), and how a worker that died
    * mid-step is noticed when the workflow sets a heartbeat timeout.
    */
-  async function on<T>(target: Target, fn: (p: IdentityProvider) => Promise<T>): Promise<T> {
+  async function on<T>(target: Target, fn: (p: IdentityProvider) => Promise<T>, action?: string): Promise<T> {
     const provider = providers.get(target.provider);
     if (!provider) {
       throw ApplicationFailure.nonRetryable(`no provider "${target.provider}" is configured on this worker (have: ${[...providers.keys()].join(', ')})`, 'InvalidConfiguration');
     }
     const ctx = activityContext();
     if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+    // A local activity has no heartbeat: its cancellation reaches it through the worker directly.
     const every = ctx?.info.heartbeatTimeoutMs ? Math.max(200, ctx.info.heartbeatTimeoutMs / 3) : HEARTBEAT_MS;
-    const beat = ctx && setInterval(() => ctx.heartbeat(), every);
+    const beat = ctx && !ctx.info.isLocal && setInterval(() => ctx.heartbeat(), every);
+    const started = performance.now();
+    const took = (outcome: string) => ctx && recordProviderCall(ctx, target.provider, action ?? ctx.info.activityType, outcome, performance.now() - started);
     try {
-      return await fn(provider);
+      const result = await fn(provider);
+      took('ok');
+      return result;
     } catch (err) {
+      took('error');
       // Cancelled: say so (the provider's own error is only how it stopped).
       if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
       if (err instanceof IdentityNotFoundError || err instanceof NotSupportedError || err instanceof InvalidInputError || err instanceof IncompleteError) {
@@ -75,9 +85,42 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
         // The sessions this action ended are evidence the later session capture cannot see.
         const ref = ended?.length && containmentId ? await evidence.put(containmentId, 'sessions', { contentType: 'application/json', body: JSON.stringify({ endedBy: action, at, sessions: ended }) }) : undefined;
         return { ...result, at, ...(ended?.length ? { ended: ended.slice(0, 50) } : {}), ...(ref ? { evidence: ref } : {}) };
-      }),
-    liftSuppression: (t, action, receipt) => on(t, (p) => acked(p.liftSuppression(t.identityId, action, receipt))),
-    captureEvidence: (containmentId, t, kind) => on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind))),
+      }, `suppress:${action}`),
+    liftSuppression: (t, action, receipt) => on(t, (p) => acked(p.liftSuppression(t.identityId, action, receipt)), `lift:${action}`),
+    captureEvidence: (containmentId, t, kind) => on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind)), `evidence:${kind}`),
+    captureEvidenceSet: async (containmentId, t, kinds) => {
+      // Kinds captured by an earlier attempt of this activity (a worker that died mid-capture) are kept, not taken again.
+      const ctx = activityContext();
+      const before = (ctx?.info.heartbeatDetails as { done?: EvidenceOutcome[] } | undefined)?.done ?? [];
+      const done = new Map<EvidenceKind, EvidenceOutcome>(before.filter((o) => o.ref).map((o) => [o.kind, o]));
+      const beat = ctx && setInterval(() => ctx.heartbeat({ done: [...done.values()] }), HEARTBEAT_MS);
+      try {
+        return await Promise.all(
+          kinds.map(async (kind): Promise<EvidenceOutcome> => {
+            const kept = done.get(kind);
+            if (kept) return kept;
+            const started = performance.now();
+            for (let attempt = 1; ; attempt++) {
+              try {
+                const ref = await on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind)), `evidence:${kind}`);
+                const outcome = { kind, ref, attempts: attempt, ms: Math.round(performance.now() - started) };
+                done.set(kind, outcome);
+                ctx?.heartbeat({ done: [...done.values()] });
+                return outcome;
+              } catch (err) {
+                const permanent = err instanceof ApplicationFailure && err.nonRetryable;
+                if (permanent || attempt >= EVIDENCE_TRIES || ctx?.cancellationSignal.aborted) {
+                  return { kind, error: (err as Error).message, attempts: attempt, ms: Math.round(performance.now() - started) };
+                }
+                await (ctx ? sleep(backoff(attempt)) : new Promise((r) => setTimeout(r, backoff(attempt))));
+              }
+            }
+          }),
+        );
+      } finally {
+        if (beat) clearInterval(beat);
+      }
+    },
     restrictGrants: (t, keep) => on(t, (p) => acked(p.restrict(t.identityId, keep))),
     restoreGrants: (t, grants) => on(t, (p) => acked(p.restore(t.identityId, grants))),
     rotateCredential: (t, key, loginBlock) =>
@@ -93,7 +136,7 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
   };
 }
 
-/** The engine-floor benchmark's activity: does nothing, on purpose. */
-export async function noop(tag: string): Promise<string> {
-  return tag;
+/** The engine-floor benchmark's activity: does nothing, on purpose, and says when. */
+export async function noop(tag: string): Promise<{ tag: string; at: number }> {
+  return { tag, at: Date.now() };
 }

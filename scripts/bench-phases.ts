@@ -71,9 +71,11 @@ export async function withBenchWorker<T>(
 }
 
 interface Contained {
-  /** Signal accepted (submitSignal returned) → the provider acknowledged the last suppression, ms. */
+  /** The client's request (before submitSignal) → the provider acknowledged the last suppression, ms: as the floor's request → its activity ran. */
   tts: number;
+  requestedAt: number;
   suppressedAt: number;
+  workflowId: string;
 }
 
 const EventType = temporal.api.enums.v1.EventType;
@@ -102,12 +104,12 @@ async function untilSuppressed(client: Client, workflowId: string, runId: string
 
 /** Submits one signal and waits for suppression; the state says when the provider acknowledged it. */
 export async function containOnce(client: Client, taskQueue: string, s: IdentitySignal, o: { evidenceFirst?: boolean } = {}): Promise<Contained> {
+  const requestedAt = Date.now();
   const { workflowId, runId } = await submitSignal(client, s, { taskQueue, evidenceFirst: o.evidenceFirst });
-  const accepted = Date.now();
   await untilSuppressed(client, workflowId, runId);
   const state = ContainmentState.parse(await describeContainment(client, workflowId));
   const suppressedAt = Date.parse(state.suppressedAt!);
-  return { tts: suppressedAt - accepted, suppressedAt };
+  return { tts: suppressedAt - requestedAt, requestedAt, suppressedAt, workflowId };
 }
 
 async function warmUp(b: Bench, config: CordonConfig, provider: BenchProvider, tag: string): Promise<void> {
@@ -116,25 +118,30 @@ async function warmUp(b: Bench, config: CordonConfig, provider: BenchProvider, t
   for (const id of ids) await containOnce(b.client, config.taskQueue, signal({ ...provider.signal, identityId: id }));
 }
 
-/** The engine floor: the smallest workflow (start → one no-op activity → result) at each concurrency. */
+/**
+ * The engine floor: the smallest workflow (start → one no-op activity) at each concurrency,
+ * measured as time to suppress is: from the client's request to the moment the activity ran,
+ * and throughput from the first request to the last activity.
+ */
 export async function engineFloor(b: Bench, concurrencies: number[], runs: number): Promise<Rate[]> {
   return withBenchWorker(b, 'floor', async (config) => {
     const once = async (workflowId: string) => {
-      const t = performance.now();
-      await b.client.workflow.execute('engineFloor', { taskQueue: config.taskQueue, workflowId, args: ['bench'] });
-      return performance.now() - t;
+      const requestedAt = Date.now();
+      const { at } = await b.client.workflow.execute('engineFloor', { taskQueue: config.taskQueue, workflowId, args: ['bench'] });
+      return { ms: at - requestedAt, at };
     };
     for (const i of range(WARMUP)) await once(`floor-warmup-${i}`);
     const out: Rate[] = [];
     for (const c of concurrencies) {
       let done = 0;
-      const t0 = performance.now();
-      const latencies = await mapLimit(range(runs), c, async (i) => {
-        const ms = await once(`floor-c${c}-${i}`);
+      const t0 = Date.now();
+      const results = await mapLimit(range(runs), c, async (i) => {
+        const r = await once(`floor-c${c}-${i}`);
         b.progress.update('engine floor', ++done, runs, `concurrency ${c}`);
-        return ms;
+        return r;
       });
-      out.push({ concurrency: c, ...percentiles(latencies), perSecond: runs / ((performance.now() - t0) / 1000) });
+      const last = Math.max(...results.map((r) => r.at));
+      out.push({ concurrency: c, ...percentiles(results.map((r) => r.ms)), perSecond: runs / ((last - t0) / 1000) });
     }
     return out;
   });
@@ -176,6 +183,8 @@ export interface EvidenceComparison {
   concurrency: number;
   parallel: Percentiles;
   evidenceFirst: Percentiles;
+  /** How long evidence capture actually took (its activity scheduled → completed, from history), both paths. */
+  evidenceObserved: Percentiles;
   /** Time to suppress in parallel divided by evidence first (smaller is better for parallel). */
   ratio: { p50: number; p95: number };
 }
@@ -201,14 +210,36 @@ export async function evidenceFirst(b: Bench, runs: number, evidenceMs: number):
     });
     const parallel = percentiles(results.filter((r) => !r.evidenceFirst).map((r) => r.tts));
     const first = percentiles(results.filter((r) => r.evidenceFirst).map((r) => r.tts));
+    const observed = await mapLimit(results, 4, (r) => evidenceSpan(b.client, r.workflowId));
     return {
       evidenceDelayMs: evidenceMs,
       concurrency: EVIDENCE_CONCURRENCY,
       parallel,
       evidenceFirst: first,
+      evidenceObserved: percentiles(observed.filter((x) => Number.isFinite(x))),
       ratio: { p50: parallel.p50 / first.p50, p95: parallel.p95 / first.p95 },
     };
   }, { policy: SUPPRESS_ONLY });
+}
+
+/** Evidence capture as the server saw it: the first evidence activity scheduled → the last one completed (ms). */
+async function evidenceSpan(client: Client, workflowId: string): Promise<number> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  const evidenceIds = new Set<string>();
+  let first = Infinity;
+  let last = -Infinity;
+  const time = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+  for (const e of events) {
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled && /^captureEvidence/.test(scheduled.activityType?.name ?? '')) {
+      evidenceIds.add(String(e.eventId));
+      first = Math.min(first, time(e));
+    }
+    const completed = e.activityTaskCompletedEventAttributes;
+    if (completed && evidenceIds.has(String(completed.scheduledEventId))) last = Math.max(last, time(e));
+  }
+  return last - first;
 }
 
 export interface LadderCost {

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import Redis from 'ioredis';
-import { clientCredentialsGrant, introspect, OidcError, passwordGrant, postgresAs, redisAs, refreshGrant } from './identity-connections';
+import { clientCredentialsGrant, introspect, OidcError, passwordGrant, postgresAs, redisAs, refreshGrant, type AsIdentity } from './identity-connections';
 import { keycloakMissing, startKeycloak, type LocalKeycloak } from './local-keycloak';
 import { postgresBinDir, redisServerPath, startPostgres, startRedis, type LocalService } from './local-services';
 import { containOnce, SUPPRESS_ONLY, withBenchWorker, type Bench } from './bench-phases';
@@ -16,10 +16,49 @@ import { signal } from '../test/fixtures';
 import { keycloakSetup } from '../test/provider-fixtures';
 import { testKeycloak } from '../test/services';
 
-export interface RealBenchProvider extends BenchProvider {
-  /** Opens a connection authenticated as the identity; resolves when the server closes it. */
-  attack(identityId: string): Promise<{ closed: Promise<number>; close(): Promise<void> }>;
+/** An attacker holding the identity's stolen secret: it keeps trying, reconnecting whenever it is thrown out. */
+export interface Intruder {
+  /** The first time the server ended the connection (or refused the token) it held when the signal came. */
+  closed: Promise<number>;
+  /** One command as the identity, on the held connection or a new one made with the stolen secret: whether it worked. */
+  attempt(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+export interface RealBenchProvider extends BenchProvider {
+  /** Connects as the identity with its secret (as an attacker who stole it would) and holds the connection. */
+  attack(identityId: string): Promise<Intruder>;
+  close(): Promise<void>;
+}
+
+/** An intruder over a connection type: runs `command` on it, and reconnects with the secret when it is gone. */
+async function reconnecting<C>(connect: () => Promise<AsIdentity<C>>, command: (c: C) => Promise<unknown>): Promise<Intruder> {
+  let conn: AsIdentity<C> | undefined = await connect();
+  let alive = true;
+  const closed = conn.closed;
+  const watch = (c: AsIdentity<C>) => void c.closed.then(() => conn === c && (alive = false));
+  watch(conn);
+  return {
+    closed,
+    async attempt() {
+      try {
+        if (!conn || !alive) {
+          await conn?.close();
+          conn = undefined;
+          const c = await connect();
+          conn = c;
+          alive = true;
+          watch(c);
+        }
+        await command(conn.client);
+        return true;
+      } catch {
+        alive = false;
+        return false;
+      }
+    },
+    close: async () => void (await conn?.close()),
+  };
 }
 
 const PASSWORD = `bench-${randomBytes(12).toString('base64url')}`;
@@ -34,7 +73,7 @@ function postgresBench(url: string): RealBenchProvider {
     async seed(_config, ids) {
       for (const id of ids) await admin.query(`CREATE ROLE ${pg.escapeIdentifier(id)} LOGIN PASSWORD ${pg.escapeLiteral(PASSWORD)}`);
     },
-    attack: (id) => postgresAs(url, id, PASSWORD, 'attacker'),
+    attack: (id) => reconnecting(() => postgresAs(url, id, PASSWORD, 'attacker'), (c) => c.query('SELECT 1')),
     close: () => admin.end(),
   };
 }
@@ -49,7 +88,7 @@ function redisBench(url: string): RealBenchProvider {
     async seed(_config, ids) {
       for (const id of ids) await admin.call('ACL', 'SETUSER', id, 'on', `>${PASSWORD}`, '~app:*', '+get', '+set', '+ping');
     },
-    attack: (id) => redisAs(url, id, PASSWORD, 'attacker'),
+    attack: (id) => reconnecting(() => redisAs(url, id, PASSWORD, 'attacker'), (c) => c.get('app:bench')),
     close: async () => admin.disconnect(),
   };
 }
@@ -94,7 +133,20 @@ function keycloakBench(kc: LocalKeycloak, kind: 'user' | 'client'): RealBenchPro
         }
         return NaN;
       })();
-      return { closed, close: async () => void (stop = true) };
+      // A command is a call a resource server accepts (introspection says active) with the token
+      // held; once refused, a refresh, then a new sign-in with the stolen password or secret.
+      let held = access;
+      const attempt = async () => {
+        try {
+          if ((await introspect(view.issuer, view.introspector, held)).active) return true;
+          const fresh = kind === 'user' ? await passwordGrant(view.issuer, 'test-app', name, PASSWORD) : await clientCredentialsGrant(view.issuer, name, PASSWORD);
+          held = fresh.access_token;
+          return (await introspect(view.issuer, view.introspector, held)).active;
+        } catch {
+          return false;
+        }
+      };
+      return { closed, attempt, close: async () => void (stop = true) };
     },
     close: async () => undefined,
   };
@@ -130,6 +182,29 @@ export interface Cutoff extends Percentiles {
   provider: string;
   /** Time to suppress (provider acknowledgement) over the same runs, for comparison. */
   acknowledged: Percentiles;
+  /** Signal submitted → the attacker's last command that worked (it retries every 10 ms, reconnecting with the stolen secret). */
+  lastSuccess: Percentiles;
+  /** Runs in which the attacker still got in 10 s after suppression (reconnecting with the stolen secret). */
+  stillIn: number;
+}
+
+/** The attacker counts as out once its commands have failed for this long after suppression. */
+const OUT_FOR_MS = 2000;
+const GIVE_UP_MS = 10_000;
+
+/** Runs the attacker's commands every 10 ms until it has been out for OUT_FOR_MS after `ackAt`; the last success, or NaN when still in at GIVE_UP_MS. */
+async function lastSuccessOf(intruder: Intruder, acked: Promise<number>, t0: number): Promise<{ last: number; stillIn: boolean }> {
+  let last = t0;
+  let ackAt = Infinity;
+  void acked.then((t) => (ackAt = t), () => (ackAt = performance.now()));
+  for (;;) {
+    const ok = await intruder.attempt();
+    const now = performance.now();
+    if (ok) last = now;
+    if (now > ackAt + GIVE_UP_MS) return { last, stillIn: ok || now - last < OUT_FOR_MS };
+    if (!ok && now > ackAt && now - Math.max(last, ackAt) >= OUT_FOR_MS) return { last, stillIn: false };
+    await sleep(10);
+  }
 }
 
 /**
@@ -146,19 +221,26 @@ export async function attackerCutoff(b: Bench, p: RealBenchProvider, runs: numbe
       await p.seed(config, ids);
       const dead: number[] = [];
       const acked: number[] = [];
+      const lastOk: number[] = [];
+      let stillIn = 0;
       for (const [i, id] of ids.entries()) {
         const attacker = await p.attack(id);
         const t0 = performance.now();
-        const r = await containOnce(b.client, config.taskQueue, signal({ ...p.signal, identityId: id }));
+        const contained = containOnce(b.client, config.taskQueue, signal({ ...p.signal, identityId: id }));
+        const trying = lastSuccessOf(attacker, contained.then(() => performance.now()), t0);
+        const r = await contained;
         const closedAt = await Promise.race([attacker.closed, sleep(10_000).then(() => NaN)]);
+        const { last, stillIn: inside } = await trying;
         await attacker.close();
         if (i < 3) continue; // warm-up
         dead.push(closedAt - t0);
         acked.push(r.tts);
+        lastOk.push(last - t0);
+        if (inside) stillIn++;
         b.progress.update(`attacker cut-off (${p.name})`, i - 2, runs);
       }
       if (dead.some((d) => Number.isNaN(d))) throw new Error(`${p.name}: an attacker connection was still open 10 s after its containment suppressed`);
-      return { provider: p.name, ...percentiles(dead), acknowledged: percentiles(acked) };
+      return { provider: p.name, ...percentiles(dead), acknowledged: percentiles(acked), lastSuccess: percentiles(lastOk), stillIn };
     },
     { provider: p, policy: SUPPRESS_ONLY },
   );

@@ -16,15 +16,17 @@ import { describeIssues } from '../workflows/schemas';
 import { benchProviders } from './bench-providers';
 import { attackerCutoff, realBenchProviders, type Cutoff } from './bench-real-providers';
 import { intake, type IntakeResult } from './bench-intake';
+import { coldStart, type ColdStart } from './bench-cold';
 import { engineFloor, evidenceFirst, fileSize, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
 import { startDevServer } from './dev-server';
+import { ENGINE_TUNING } from './engine-tuning';
 import { Progress } from './measure';
 import { resolveTemporalCli } from './temporal-cli';
 import { resolveTemporalServer } from './temporal-server';
 import { startCluster } from './cluster-core';
 
 const ROOT = resolve(__dirname, '..');
-const PHASES = ['floor', 'tts', 'cutoff', 'evidence', 'cost', 'intake', 'scale'] as const;
+const PHASES = ['floor', 'tts', 'cold', 'cutoff', 'evidence', 'cost', 'intake', 'scale'] as const;
 
 const Options = z.object({
   runs: z.coerce.number().int().min(1, 'runs is at least 1'),
@@ -33,6 +35,8 @@ const Options = z.object({
     .transform((v) => v.split(',').map((x) => Number(x.trim())))
     .pipe(z.array(z.number().int('concurrency levels are whole numbers').min(1, 'concurrency levels are at least 1')).min(1)),
   scale: z.coerce.number().int().min(1, 'scale is at least 1'),
+  coldRuns: z.coerce.number().int().min(1, 'cold-runs is at least 1'),
+  coldIdle: z.coerce.number().min(0, 'cold-idle is 0 or more seconds'),
   evidenceMs: z.coerce.number().int().min(0, 'evidence-ms is 0 or more'),
   skipScale: z.boolean().default(false),
   intake: z.coerce.number().int().min(10, 'intake is at least 10 requests').max(100_000),
@@ -73,6 +77,7 @@ interface Report {
   engineFloor: Rate[];
   timeToSuppress: Record<string, Rate[]>;
   attackerCutoff: Cutoff[];
+  coldStart?: ColdStart[];
   skippedProviders: string[];
   evidenceFirst?: EvidenceComparison;
   cost?: LadderCost;
@@ -113,8 +118,8 @@ function table(headers: string[], rows: Array<Array<string | number>>): string {
 }
 
 function engineLine(e: EngineFacts): string {
-  if (e.kind === 'dev') return `engine: dev server (SQLite), ${e.version}, up in ${e.startedInMs} ms`;
   const dc = Object.entries(e.dynamicConfig ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ');
+  if (e.kind === 'dev') return `engine: dev server (SQLite), ${e.version}, up in ${e.startedInMs} ms; dynamic config ${dc || 'none (before the tuning)'}`;
   return `engine: cluster (Temporal server on PostgreSQL, ${e.shards} history shards), ${e.version}, up in ${e.startedInMs} ms; scale phase on ${e.scaleWorkers} worker(s); dynamic config ${dc}`;
 }
 
@@ -130,13 +135,17 @@ function format(r: Report): string {
     out.push('', 'engine floor: start -> one no-op activity -> result (ms)', table(['concurrency', 'runs', 'p50', 'p95', 'p99', 'workflows/s'], r.engineFloor.map((f) => [f.concurrency, f.n, ms(f.p50), ms(f.p95), ms(f.p99), f.perSecond.toFixed(1)])));
   }
   if (Object.keys(r.timeToSuppress).length) {
+    const ratio = (a: number, b: number | undefined) => (b ? (a / b).toFixed(2) : '-');
     out.push(
       '',
-      'time to suppress: signal accepted -> last suppression acknowledged by the provider (ms); throughput: first signal -> last suppression',
+      'time to suppress: client request -> last suppression acknowledged by the provider (ms); throughput: first request -> last acknowledgement (both as the floor is measured)',
       table(
-        ['provider', 'concurrency', 'runs', 'p50', 'p95', 'p99', 'containments/s', 'engine floor/s'],
+        ['provider', 'concurrency', 'runs', 'p50', 'p95', 'p99', 'containments/s', 'engine floor/s', 'throughput / floor', 'p99 / floor p99'],
         Object.entries(r.timeToSuppress).flatMap(([name, rates]) =>
-          rates.map((t) => [name, t.concurrency, t.n, ms(t.p50), ms(t.p95), ms(t.p99), t.perSecond.toFixed(1), floorAt.get(t.concurrency)?.perSecond.toFixed(1) ?? '-']),
+          rates.map((t) => {
+            const f = floorAt.get(t.concurrency);
+            return [name, t.concurrency, t.n, ms(t.p50), ms(t.p95), ms(t.p99), t.perSecond.toFixed(1), f?.perSecond.toFixed(1) ?? '-', ratio(t.perSecond, f?.perSecond), ratio(t.p99, f?.p99)];
+          }),
         ),
       ),
       ...(r.skippedProviders.length ? [`not measured: ${r.skippedProviders.join('; ')}`] : []),
@@ -145,10 +154,10 @@ function format(r: Report): string {
   if (r.attackerCutoff.length) {
     out.push(
       '',
-      "attacker's live position: signal submitted -> the server closes its connection, or refuses its stolen token (Keycloak: refresh and introspection) (ms), one containment at a time",
+      "attacker's live position (ms from the signal, one containment at a time): its held connection or token cut (p50..p99), the provider's acknowledgement, and its last command that worked while it kept retrying every 10 ms and reconnecting with the stolen secret",
       table(
-        ['provider', 'runs', 'p50', 'p95', 'p99', 'ack p50', 'ack p95'],
-        r.attackerCutoff.map((c) => [c.provider, c.n, ms(c.p50), ms(c.p95), ms(c.p99), ms(c.acknowledged.p50), ms(c.acknowledged.p95)]),
+        ['provider', 'runs', 'cut p50', 'cut p95', 'cut p99', 'ack p50', 'ack p95', 'last ok p50', 'last ok p95', 'still in 10 s on'],
+        r.attackerCutoff.map((c) => [c.provider, c.n, ms(c.p50), ms(c.p95), ms(c.p99), ms(c.acknowledged.p50), ms(c.acknowledged.p95), c.lastSuccess ? ms(c.lastSuccess.p50) : '-', c.lastSuccess ? ms(c.lastSuccess.p95) : '-', c.stillIn ?? '-']),
       ),
     );
   }
@@ -164,7 +173,19 @@ function format(r: Report): string {
           ['evidence first', e.evidenceFirst.n, ms(e.evidenceFirst.p50), ms(e.evidenceFirst.p95), ms(e.evidenceFirst.p99)],
         ],
       ),
-      `ratio parallel/evidence-first: p50 ${e.ratio.p50.toFixed(3)}, p95 ${e.ratio.p95.toFixed(3)}`,
+      `ratio parallel/evidence-first: p50 ${e.ratio.p50.toFixed(3)}, p95 ${e.ratio.p95.toFixed(3)}` +
+        (e.evidenceObserved ? `; evidence capture observed (scheduled -> completed): p50 ${ms(e.evidenceObserved.p50)}, p95 ${ms(e.evidenceObserved.p95)}` : ''),
+    );
+  }
+  if (r.coldStart?.length) {
+    const warm = (p: string) => r.timeToSuppress[p]?.find((t) => t.concurrency === 1)?.p50;
+    out.push(
+      '',
+      `cold time to suppress: a fresh worker process idle for ${r.coldStart[0]!.idleSeconds} s, then one signal (ms), against the warm p50 at 1 in flight`,
+      table(
+        ['provider', 'runs', 'p50', 'max', 'warm p50', 'cold p50 / warm p50'],
+        r.coldStart.map((c) => [c.provider, c.n, ms(c.p50), ms(c.max), ms(warm(c.provider) ?? NaN), warm(c.provider) ? (c.p50 / warm(c.provider)!).toFixed(2) : '-']),
+      ),
     );
   }
   if (r.cost) out.push('', `cost: ${r.cost.events} history events (${r.cost.historyBytes} bytes) per full timed ladder restrict -> rotate -> disable; engine floor ${r.cost.floorEvents} events`);
@@ -289,15 +310,15 @@ async function startEngine(o: Options, root: string): Promise<RunningEngine> {
       stop: () => cluster.stop(),
     };
   }
-  if (o.dynamicConfig.length) throw new Error('--dynamic-config applies to the cluster engine');
   const cli = await resolveTemporalCli();
   if (!cli.path) throw new Error('no temporal CLI: set TEMPORAL_CLI_PATH, put `temporal` on PATH, or install Go >= 1.25 (see README)');
   const dbFile = join(root, 'temporal.db');
-  const server = await startDevServer({ cli: cli.path, dbFile, headless: true, logLevel: 'error' });
+  const extra = parseDynamicConfig(o.dynamicConfig) as Record<string, string | number | boolean | null>;
+  const server = await startDevServer({ cli: cli.path, dbFile, headless: true, logLevel: 'error', dynamicConfig: extra });
   return {
     address: server.address,
     binary: cli.path,
-    facts: { kind: 'dev', version: run(cli.path, ['--version']), startedInMs: server.startedInMs, scaleWorkers },
+    facts: { kind: 'dev', version: run(cli.path, ['--version']), startedInMs: server.startedInMs, scaleWorkers, dynamicConfig: Object.fromEntries(Object.entries({ ...ENGINE_TUNING, ...extra }).filter(([, v]) => v !== null)) },
     dbSize: async () => ({ bytes: fileSize(dbFile), walBytes: fileSize(`${dbFile}-wal`) }),
     stop: () => server.stop(),
   };
@@ -333,9 +354,11 @@ async function main(argv: string[]): Promise<number> {
     .option('--runs <n>', 'measured runs per level', '200')
     .option('--concurrency <list>', 'comma-separated levels of work in flight', '1,8,32')
     .option('--scale <n>', 'containments parked at an approval gate', '10000')
+    .option('--cold-runs <n>', 'fresh worker processes per provider in the cold phase', '3')
+    .option('--cold-idle <s>', 'seconds each fresh worker sits idle before its signal', '10')
     .option('--workers <n>', 'worker processes in the scale phase (default: 2 on the cluster, 1 on the dev server)')
     .option('--shards <n>', 'cluster: history shards', '4')
-    .option('--dynamic-config <key=value>', 'cluster: a server dynamic config value (repeatable; null removes a tuned one)', (v: string, all: string[]) => [...all, v], [])
+    .option('--dynamic-config <key=value>', 'a server dynamic config value (repeatable; null removes a tuned one)', (v: string, all: string[]) => [...all, v], [])
     .option('--evidence-ms <ms>', 'lab evidence delay for the evidence-first comparison', '2000')
     .option('--phases <list>', `comma-separated phases to run (${PHASES.join(',')})`, PHASES.join(','))
     .option('--skip-scale', 'skip the scale phase')
@@ -381,14 +404,19 @@ async function main(argv: string[]): Promise<number> {
       const floor = phases.has('floor') ? await engineFloor(b, o.concurrency, o.runs) : [];
       const tts: Record<string, Rate[]> = {};
       const cutoffs: Cutoff[] = [];
+      const cold: ColdStart[] = [];
       let skipped: string[] = [];
-      if (phases.has('tts')) for (const p of benchProviders()) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
-      if (phases.has('tts') || phases.has('cutoff')) {
+      for (const p of benchProviders()) {
+        if (phases.has('tts')) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
+        if (phases.has('cold')) cold.push(await coldStart(b, p, o.coldRuns, o.coldIdle));
+      }
+      if (phases.has('tts') || phases.has('cutoff') || phases.has('cold')) {
         const real = await realBenchProviders();
         skipped = real.skipped;
         try {
           for (const p of real.providers) {
             if (phases.has('tts')) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
+            if (phases.has('cold')) cold.push(await coldStart(b, p, o.coldRuns, o.coldIdle));
             if (phases.has('cutoff')) cutoffs.push(await attackerCutoff(b, p, Math.min(o.runs, 50)));
           }
         } finally {
@@ -400,7 +428,7 @@ async function main(argv: string[]): Promise<number> {
       const intakeResult = phases.has('intake') ? await intake(b, { requests: o.intake, connections: o.intakeConnections }) : undefined;
       const scaled = phases.has('scale') ? await scale(b, o.scale) : undefined;
       progress.end();
-      report = { startedAt, finishedAt: new Date().toISOString(), machine: machineFacts(engine.binary), engine: engine.facts, options: o, engineFloor: floor, timeToSuppress: tts, attackerCutoff: cutoffs, skippedProviders: skipped, evidenceFirst: evidence, cost, scale: scaled, intake: intakeResult };
+      report = { startedAt, finishedAt: new Date().toISOString(), machine: machineFacts(engine.binary), engine: engine.facts, options: o, engineFloor: floor, timeToSuppress: tts, attackerCutoff: cutoffs, coldStart: cold, skippedProviders: skipped, evidenceFirst: evidence, cost, scale: scaled, intake: intakeResult };
     } finally {
       progress.end();
       await client.connection.close();

@@ -16,17 +16,10 @@ import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { startPostgres, type LocalService } from './local-services';
 import { addMissingSearchAttributes } from './search-attributes-admin';
 import { resolveTemporalServer, type ServerBinaries } from './temporal-server';
+import { ENGINE_TUNING } from './engine-tuning';
 
-/**
- * Server settings that changed Cordon's figures (see README, "Deploying beyond one machine"):
- * eager activities (the SDK asks; the server grants only with this on) and one task-queue
- * partition (the default four only pay off far beyond what a few workers poll).
- */
-export const TUNED_DYNAMIC_CONFIG: Record<string, unknown> = {
-  'system.enableActivityEagerExecution': true,
-  'matching.numTaskqueueReadPartitions': 1,
-  'matching.numTaskqueueWritePartitions': 1,
-};
+/** The measured engine settings (scripts/engine-tuning.ts), as the dev server runs them too. */
+export const TUNED_DYNAMIC_CONFIG: Record<string, unknown> = ENGINE_TUNING;
 
 /** Always set: PostgreSQL's visibility columns hold 255 characters, so longer ids fail cleanly up front. */
 const BASE_DYNAMIC_CONFIG: Record<string, unknown> = { 'limit.maxIDLength': 255 };

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { searchAttributeFlags } from '../workflows/search-attributes';
+import { ENGINE_TUNING } from './engine-tuning';
 
 export interface DevServerOptions {
   cli: string;
@@ -23,6 +24,17 @@ export interface DevServerOptions {
   signal?: AbortSignal;
   /** Called as soon as the server process exists, before it answers (to record its pid). */
   onSpawn?: (pid: number) => void;
+  /** Dynamic config on top of ENGINE_TUNING (a value of null drops a tuned key). */
+  dynamicConfig?: Record<string, string | number | boolean | null>;
+}
+
+
+/** `--dynamic-config-value key=value` flags (values in JSON, as the CLI expects). */
+export function dynamicConfigFlags(extra: DevServerOptions['dynamicConfig'] = {}): string[] {
+  const merged: Record<string, unknown> = { ...ENGINE_TUNING, ...extra };
+  return Object.entries(merged)
+    .filter(([, v]) => v !== null)
+    .flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]);
 }
 
 export interface DevServer {
@@ -54,7 +66,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   o.signal?.throwIfAborted();
   const port = o.port ?? (await freePort());
   const uiPort = o.headless ? undefined : (o.uiPort ?? port + 1000);
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', o.namespace ?? 'default', '--log-level', o.logLevel ?? 'error', ...searchAttributeFlags()];
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', o.namespace ?? 'default', '--log-level', o.logLevel ?? 'error', ...searchAttributeFlags(), ...dynamicConfigFlags(o.dynamicConfig)];
   if (o.dbFile) {
     mkdirSync(dirname(o.dbFile), { recursive: true });
     args.push('--db-filename', o.dbFile);

@@ -16,7 +16,9 @@ test('a workflow runs end to end on the real dev server', async () => {
   const config = isolatedConfig();
   await withWorker(config, async ({ client }) => {
     const handle = await client.workflow.start('engineFloor', { taskQueue: config.taskQueue, workflowId: `floor-${Date.now()}`, args: ['hello'] });
-    assert.equal(await handle.result(), 'hello');
+    const r = await handle.result();
+    assert.equal(r.tag, 'hello');
+    assert.ok(Math.abs(r.at - Date.now()) < 60_000, `the no-op says when it ran: ${r.at}`);
     const history = await handle.fetchHistory();
     const types = (history.events ?? []).map((e) => e.eventType);
     assert.ok(types.length >= 11, `expected a full history with an activity, got ${types.length} events`);

@@ -3,17 +3,18 @@
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { describeProviders, loadConfig } from '../activities/config';
 import { temporalTarget } from '../client/connection';
+import { CORDON_BUCKETS } from '../activities/metrics';
 import { createCordonWorker } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   Runtime.install({
     logger: new DefaultLogger((process.env.CORDON_LOG_LEVEL as 'INFO' | undefined) ?? 'INFO'),
-    telemetryOptions: config.metricsPort ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${config.metricsPort}` } } } : undefined,
+    telemetryOptions: config.metricsPort ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${config.metricsPort}`, histogramBucketOverrides: CORDON_BUCKETS } } } : undefined,
   });
   const target = temporalTarget();
   const connection = await NativeConnection.connect(target.connectionOptions);
-  const { worker, policy, close, state } = await createCordonWorker({ connection, namespace: target.namespace, config });
+  const { worker, policy, close, state, warmed } = await createCordonWorker({ connection, namespace: target.namespace, config });
   const providers = describeProviders(config);
   console.log(
     `cordon worker: ${target.address} namespace=${target.namespace} taskQueue=${config.taskQueue} providers=${providers.join(', ')} state=${state}` +
@@ -25,6 +26,9 @@ async function main(): Promise<void> {
       ? `cordon worker: operators verified against ${config.oidc.issuer} (audience ${config.oidc.audience}, roles from ${config.oidc.rolesClaim})`
       : 'cordon worker: WARNING no OIDC issuer configured (CORDON_OIDC_ISSUER): every operator command will be refused',
   );
+  void warmed.then((all) => {
+    for (const w of all) console.log(`cordon worker: ${w.provider} ${w.error ? `not reachable yet (${w.error}): its calls will retry` : `connected in ${w.ms} ms`}`);
+  });
   // Worker.run() installs SIGINT/SIGTERM handlers that begin a graceful shutdown.
   try {
     await worker.run();

@@ -2,7 +2,7 @@
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createContainmentActivities, noop } from '../activities/containment';
 import type { CordonConfig } from '../activities/config';
-import { closeProviders, createProviders, type ProviderRegistry } from '../activities/providers/registry';
+import { closeProviders, createProviders, warmProviders, type ProviderRegistry } from '../activities/providers/registry';
 import { loadOrCreateSealKey } from '../activities/command-seal';
 import { OperatorVerifier } from '../activities/operator-auth';
 import { loadApprovedPolicy } from '../activities/policy-store';
@@ -30,7 +30,16 @@ export interface CordonWorkerOptions {
   shutdownGraceTime?: string;
 }
 
-export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ worker: Worker; policy: ApprovedPolicy; close(): Promise<void>; state: string }> {
+export interface CordonWorker {
+  worker: Worker;
+  policy: ApprovedPolicy;
+  close(): Promise<void>;
+  state: string;
+  /** Each provider's admin connection opened ahead of the first containment (running beside start-up). */
+  warmed: ReturnType<typeof warmProviders>;
+}
+
+export async function createCordonWorker(o: CordonWorkerOptions): Promise<CordonWorker> {
   // Refuses to start on an invalid policy or sealing key, before anything polls.
   const policy = loadApprovedPolicy(o.config.policyFile);
   const seal = await loadOrCreateSealKey(o.config.dataDir, o.config.sealKeyFile);
@@ -38,6 +47,7 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ work
   const ssf = loadSsfSettings(o.config.ssf.file);
   const signing = await loadOrCreateSigningKey(o.config.dataDir, o.config.ssf.signingKeyFile);
   const providers = o.providers ?? createProviders(o.config);
+  const warmed = warmProviders(providers);
   // Files beside the data by default; PostgreSQL when CORDON_STATE_URL is set (several workers).
   const state = openStateStores(o.config);
   const activities = {
@@ -64,10 +74,11 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ work
       workflowBundle: await workflowBundle(),
       activities,
       shutdownGraceTime: o.shutdownGraceTime ?? '10s',
+      maxCachedWorkflows: o.config.maxCachedWorkflows,
     });
   } catch (err) {
     await close();
     throw err;
   }
-  return { worker, policy, close, state: state.where };
+  return { worker, policy, close, state: state.where, warmed };
 }

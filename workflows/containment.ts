@@ -34,6 +34,7 @@ import {
   describeIssues,
   type ActionRecord,
   type ActionResult,
+  type EvidenceKind,
   type LadderPosition,
   type Principal,
   type Receipt,
@@ -43,11 +44,14 @@ import {
   type Target,
   type Waiting,
 } from './schemas';
+import { countAction, recordTimeToSuppress } from './metrics';
 import { SA } from './search-attributes';
 import { COMMAND_ROLES } from './roles';
 import { securityEvents } from './transmit';
 
 export const V3_PATCH = 'v3-trusted-control-plane';
+/** v4: provider calls as local activities, evidence in one activity (see `provider` below). */
+export const V4_PATCH = 'v4-local-provider-calls';
 
 /** Everything a run hands to the next through continue-as-new. */
 export interface Carried {
@@ -100,6 +104,15 @@ const act = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '30s',
 const evidence = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '2m', scheduleToCloseTimeout: '5m', retry: { ...retry, maximumAttempts: 5 } });
 // Reading the approved policy and verifying a token are short and local to the worker.
 const local = proxyLocalActivities<ContainmentActivities>({ startToCloseTimeout: '15s', retry: { ...retry, maximumAttempts: 3 } });
+// v4: every provider call is a local activity. The worker runs it inside the workflow task that
+// asked for it, so suppression reaches the provider without a round trip through the server's
+// task queue, and a call costs one marker event instead of six events and a workflow task.
+// The same retries (through an outage of minutes: past 2 s they back off on server timers, which
+// also lets the task that scheduled evidence complete), the same idempotent provider calls, each
+// call's own record. A worker that dies mid-task loses nothing: the next one re-runs the calls.
+const provider = proxyLocalActivities<ContainmentActivities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', localRetryThreshold: '2s', retry });
+// v4: evidence in one heartbeating activity (each kind retried inside it), off the critical path.
+const evidenceSet = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '5m', scheduleToCloseTimeout: '10m', heartbeatTimeout: '20s', retry: { ...retry, maximumAttempts: 3 } });
 
 const POSITION_OF: Record<StageName, LadderPosition> = { restrict: 'restricted', rotate: 'rotated', disable: 'disabled' };
 /** Suppressions rollback can lift (revoked sessions and tokens stay revoked). */
@@ -127,6 +140,9 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
 
   // ---- input: refused before any action ------------------------------------------------------
   const info = workflowInfo();
+  // Containments recorded before v4 replay with remote provider calls and one activity per kind of evidence.
+  const v4 = patched(V4_PATCH);
+  const call = v4 ? provider : act;
   const parsed = IdentitySignal.safeParse(input.signal);
   if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid signal: ${describeIssues(parsed.error)}`, 'InvalidInput');
   const first = parsed.data;
@@ -190,8 +206,9 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
 
   const record = (action: string, actor: string, outcome: ActionRecord['outcome'], detail: string, extra: Partial<ActionRecord> = {}) => {
     state.actions.push({ action, actor, outcome, detail, ...extra, at: extra.at ?? now() });
+    if (!dryRun) countAction(target.provider, action, outcome);
   };
-  const ssf = securityEvents({ target, dryRun, record }); // SETs to receivers, never on the critical path
+  const ssf = securityEvents({ target, dryRun, record, local: v4 }); // SETs to receivers, never on the critical path
   const ruleActor = () => `policy:${state.plan.policyVersion}/${state.plan.rule}`;
   const failureText = (err: unknown) => (err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message);
 
@@ -482,16 +499,19 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   /** Runs suppression actions in parallel; returns the actions that still failed after retries. */
   async function runSuppression(actions: SuppressionAction[], s: IdentitySignal, acknowledged: string[] = []): Promise<SuppressionAction[]> {
     for (const a of actions) suppressed.add(a);
+    // Time to suppress counts from the workflow's start for its first signal, from arrival for a joining one.
+    const since = s.signalId === first.signalId && !carried ? info.startTime.getTime() : Date.now();
     const failed: SuppressionAction[] = [];
     await Promise.all(
       actions.map(async (a) => {
         if (dryRun) return record(`suppress:${a}`, ruleActor(), 'would-do', `would ${a} for ${target.identityId}`);
         try {
-          const r = await act.suppress.executeWithOptions({ summary: `suppress: ${a} on ${on}` }, [target, a, s.scope, state.containmentId]);
+          const r = await call.suppress.executeWithOptions({ summary: `suppress: ${a} on ${on}` }, [target, a, s.scope, state.containmentId]);
           liftReceipts[a] = r.receipt ?? liftReceipts[a] ?? {};
           if (r.ended?.length) receipts.ended = [...(receipts.ended ?? []), ...r.ended].slice(-50);
           if (r.evidence) state.evidence.push(r.evidence);
           record(`suppress:${a}`, ruleActor(), r.changed ? 'done' : 'unchanged', r.detail, { at: r.at });
+          if (r.at) recordTimeToSuppress(target.provider, a, Date.parse(r.at) - since);
           if (a === 'revoke-sessions') ssf.emit('session-revoked');
           acknowledged.push(r.at ?? now());
         } catch (err) {
@@ -510,6 +530,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
     const kinds = state.plan.evidence.filter((k) => !evidenceTaken.has(k));
     kinds.forEach((k) => evidenceTaken.add(k));
     capturing++;
+    if (v4 && !dryRun) return kinds.length ? captureSet(kinds).finally(() => capturing--) : void capturing--;
     await Promise.all(
       kinds.map(async (kind) => {
         if (dryRun) return record(`evidence:${kind}`, ruleActor(), 'would-do', `would capture ${kind}`);
@@ -524,25 +545,41 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
     ).finally(() => capturing--);
   }
 
+  /** v4: every kind in one activity; each kind still gets its own record, with its size, hash and time. */
+  async function captureSet(kinds: EvidenceKind[]): Promise<void> {
+    try {
+      const outcomes = await evidenceSet.captureEvidenceSet.executeWithOptions({ summary: `evidence: ${kinds.join(', ')} of ${on}` }, [state.containmentId, target, kinds]);
+      for (const o of outcomes) {
+        const tries = o.attempts > 1 ? `, ${o.attempts} attempts` : '';
+        if (o.ref) {
+          state.evidence.push(o.ref);
+          record(`evidence:${o.kind}`, ruleActor(), 'done', `${o.ref.bytes} bytes, sha256 ${o.ref.sha256} (${o.ms} ms${tries})`);
+        } else record(`evidence:${o.kind}`, ruleActor(), 'failed', `${o.error ?? 'not captured'}${tries ? ` (${o.attempts} attempts)` : ''}`);
+      }
+    } catch (err) {
+      for (const kind of kinds) record(`evidence:${kind}`, ruleActor(), 'failed', failureText(err)); // recorded; never undoes suppression
+    }
+  }
+
   async function runStage(sp: StagePlan, actor: string): Promise<void> {
     stageRunning = true;
     try {
-      const before = await act.inspectIdentity.executeWithOptions({ summary: `inspect: ${on} before ${sp.stage}` }, [target]);
+      const before = await call.inspectIdentity.executeWithOptions({ summary: `inspect: ${on} before ${sp.stage}` }, [target]);
       if (!before.exists) throw ApplicationFailure.nonRetryable(`identity ${target.identityId} no longer exists`, 'IdentityNotFound');
       switch (sp.stage) {
         case 'restrict': {
           const keep = sp.keep ?? [];
           if (dryRun) return record('restrict', actor, 'would-do', `would narrow grants [${before.grants.join(', ')}] to [${keep.join(', ')}] and end ${before.sessions} session(s)`);
           receipts.grantsBefore ??= before.grants;
-          const r = await act.restrictGrants.executeWithOptions({ summary: `restrict: narrow ${on} to ${keep.length} grant(s)` }, [target, keep]);
-          const after = await act.inspectIdentity.executeWithOptions({ summary: `inspect: ${on} after restrict` }, [target]);
+          const r = await call.restrictGrants.executeWithOptions({ summary: `restrict: narrow ${on} to ${keep.length} grant(s)` }, [target, keep]);
+          const after = await call.inspectIdentity.executeWithOptions({ summary: `inspect: ${on} after restrict` }, [target]);
           return record('restrict', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: before.grants, after: after.grants, at: r.at });
         }
         case 'rotate': {
           if (dryRun) return record('rotate', actor, 'would-do', 'would issue a new credential to the secret sink and retire the old one');
           // The key is the containment's first run: a retry, on any worker or run, sets the same secret.
           // With no login block of ours, an empty receipt tells the provider to leave logins as they are.
-          const ref = await act.rotateCredential.executeWithOptions({ summary: `rotate: new credential for ${on}` }, [target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`, liftReceipts['revoke-sessions'] ?? {}]);
+          const ref = await call.rotateCredential.executeWithOptions({ summary: `rotate: new credential for ${on}` }, [target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`, liftReceipts['revoke-sessions'] ?? {}]);
           receipts.rotated = ref;
           ssf.emit('credential-change');
           return record('rotate', actor, 'done', `new credential in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})`);
@@ -550,7 +587,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
         case 'disable': {
           if (dryRun) return record('disable', actor, 'would-do', `would disable (enabled now: ${before.enabled}) and end ${before.sessions} session(s)`);
           receipts.enabledBefore ??= before.enabled;
-          const r = await act.setEnabled.executeWithOptions({ summary: `disable: ${on}` }, [target, false]);
+          const r = await call.setEnabled.executeWithOptions({ summary: `disable: ${on}` }, [target, false]);
           ssf.emit('account-disabled');
           return record('disable', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: { enabled: before.enabled }, after: { enabled: false }, at: r.at });
         }
@@ -679,7 +716,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
       } else {
         let deps;
         try {
-          deps = await act.findDependents.executeWithOptions({ summary: `gate: who still uses ${on} before ${sp.stage}` }, [target, receipts.ended ?? []]);
+          deps = await call.findDependents.executeWithOptions({ summary: `gate: who still uses ${on} before ${sp.stage}` }, [target, receipts.ended ?? []]);
         } catch (err) {
           // The check itself failed: a human decides; "advance" retries the check.
           record(`gate:${sp.stage}`, ruleActor(), 'failed', `dependency check failed: ${failureText(err)}`);
@@ -766,14 +803,14 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
       receipts.undone = [...undone];
       return ok;
     };
-    let ok = await step('disable', receipts.enabledBefore !== undefined, () => act.setEnabled.executeWithOptions({ summary: `rollback: re-enable ${on}` }, [target, receipts.enabledBefore!]));
+    let ok = await step('disable', receipts.enabledBefore !== undefined, () => call.setEnabled.executeWithOptions({ summary: `rollback: re-enable ${on}` }, [target, receipts.enabledBefore!]));
     ok =
       (await step('rotate', receipts.rotated !== undefined, async () => {
-        const ref = await act.rotateCredential.executeWithOptions({ summary: `rollback: re-issue a credential for ${on}` }, [target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`, liftReceipts['revoke-sessions'] ?? {}]);
+        const ref = await call.rotateCredential.executeWithOptions({ summary: `rollback: re-issue a credential for ${on}` }, [target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`, liftReceipts['revoke-sessions'] ?? {}]);
         return { changed: true, detail: `a rotated secret cannot be un-rotated: re-issued to the owner in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})` };
       })) && ok;
-    ok = (await step('restrict', receipts.grantsBefore !== undefined, () => act.restoreGrants.executeWithOptions({ summary: `rollback: restore the grants of ${on}` }, [target, receipts.grantsBefore!]))) && ok;
-    const lifts = LIFTABLE.filter((a) => suppressed.has(a)).map((a) => step(`suppress:${a}`, true, () => act.liftSuppression.executeWithOptions({ summary: `rollback: lift ${a} on ${on}` }, [target, a, liftReceipts[a]])));
+    ok = (await step('restrict', receipts.grantsBefore !== undefined, () => call.restoreGrants.executeWithOptions({ summary: `rollback: restore the grants of ${on}` }, [target, receipts.grantsBefore!]))) && ok;
+    const lifts = LIFTABLE.filter((a) => suppressed.has(a)).map((a) => step(`suppress:${a}`, true, () => call.liftSuppression.executeWithOptions({ summary: `rollback: lift ${a} on ${on}` }, [target, a, liftReceipts[a]])));
     for (const r of await Promise.all(lifts)) ok = r && ok;
     if (ok && state.plan.suppress.some((a) => a === 'revoke-sessions' || a === 'revoke-tokens')) {
       record('rollback:revocations', by, 'not-supported', 'revoked sessions and tokens stay revoked: the owner signs in again');

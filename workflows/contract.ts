@@ -7,6 +7,7 @@ import type {
   CommandBinding,
   Dependent,
   EvidenceKind,
+  EvidenceOutcome,
   EvidenceRef,
   IdentitySnapshot,
   Receipt,
@@ -41,6 +42,11 @@ export interface ContainmentActivities {
   suppress(target: Target, action: SuppressionAction, scope?: Scope, containmentId?: string): Promise<SuppressionResult>;
   /** Captures one kind of evidence into the evidence store; only its reference and hash come back. */
   captureEvidence(containmentId: string, target: Target, kind: EvidenceKind): Promise<EvidenceRef>;
+  /**
+   * Captures several kinds of evidence at once, each retried on its own; one outcome per kind, a
+   * failed kind as its error (v4: one activity, one workflow task, instead of one per kind).
+   */
+  captureEvidenceSet(containmentId: string, target: Target, kinds: EvidenceKind[]): Promise<EvidenceOutcome[]>;
   /** Narrows grants to the approved minimum and ends live sessions (which would keep old grants). */
   restrictGrants(target: Target, keep: string[]): Promise<ActionResult>;
   /** Puts grants back exactly as they were (rollback of restrict). */

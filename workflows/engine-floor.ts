@@ -3,11 +3,12 @@
 import { proxyActivities } from '@temporalio/workflow';
 
 export interface FloorActivities {
-  noop(tag: string): Promise<string>;
+  /** Returns its tag and the moment it ran (ms since the epoch): the floor's "acknowledgement", as a provider's is for suppression. */
+  noop(tag: string): Promise<{ tag: string; at: number }>;
 }
 
 const { noop } = proxyActivities<FloorActivities>({ startToCloseTimeout: '10s' });
 
-export async function engineFloor(tag: string): Promise<string> {
+export async function engineFloor(tag: string): Promise<{ tag: string; at: number }> {
   return noop(tag);
 }

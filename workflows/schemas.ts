@@ -275,6 +275,12 @@ export const EvidenceRef = z
   .strict();
 export type EvidenceRef = z.infer<typeof EvidenceRef>;
 
+/** One kind of evidence from a capture of several: its reference, or why it could not be taken. */
+export const EvidenceOutcome = z
+  .object({ kind: EvidenceKind, ref: EvidenceRef.optional(), error: z.string().optional(), attempts: z.number().int().min(1), ms: z.number() })
+  .strict();
+export type EvidenceOutcome = z.infer<typeof EvidenceOutcome>;
+
 export const SecretRef = z.object({ sink: z.string(), ref: z.string(), fingerprint: z.string() }).strict();
 export type SecretRef = z.infer<typeof SecretRef>;
 

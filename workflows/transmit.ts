@@ -4,7 +4,7 @@
 // awaited by the ladder, so a receiver that is down cannot delay suppression; each push is its
 // own activity, retried, with the same jti on every attempt (derived from the containment's
 // first run and the step), and what was sent to whom is recorded in the actions.
-import { ActivityFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, proxyActivities, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import type { EmittedKind } from './ssf-events';
 import type { ActionRecord, Target } from './schemas';
 
@@ -32,9 +32,11 @@ export interface TransmitActivities {
   pushSecurityEvent(receiver: string, e: SecurityEventRequest): Promise<PushResult>;
 }
 
-// A regular activity, not a local one: a local activity would hold the workflow task that
-// records the suppression open until it returns.
+// Before v4, a regular activity, so as not to hold open the workflow task that recorded the
+// suppression. From v4 the provider calls are local activities in that task anyway, and reading
+// the worker's receiver list is in memory: a local activity costs one marker, not a task.
 const list = proxyActivities<TransmitActivities>({ startToCloseTimeout: '5s', retry: { maximumAttempts: 5 } });
+const listLocal = proxyLocalActivities<TransmitActivities>({ startToCloseTimeout: '5s', retry: { maximumAttempts: 5 } });
 // A receiver may be down for a while: keep trying for an hour, backing off to a minute.
 const push = proxyActivities<TransmitActivities>({
   startToCloseTimeout: '15s',
@@ -44,7 +46,7 @@ const push = proxyActivities<TransmitActivities>({
 
 type Recorder = (action: string, actor: string, outcome: ActionRecord['outcome'], detail: string) => void;
 
-export function securityEvents(o: { target: Target; dryRun: boolean; record: Recorder }) {
+export function securityEvents(o: { target: Target; dryRun: boolean; record: Recorder; local?: boolean }) {
   const inflight = new Set<Promise<void>>();
   const emitted = new Set<EmittedKind>();
 
@@ -59,7 +61,7 @@ export function securityEvents(o: { target: Target; dryRun: boolean; record: Rec
     };
     let receivers: string[];
     try {
-      receivers = await list.ssfReceivers.executeWithOptions({ summary: `ssf: who receives ${kind}` }, [kind]);
+      receivers = await (o.local ? listLocal : list).ssfReceivers.executeWithOptions({ summary: `ssf: who receives ${kind}` }, [kind]);
     } catch (err) {
       return o.record(`ssf:${kind}`, 'cordon-ssf', 'failed', `could not read the receivers: ${(err as Error).message}`);
     }

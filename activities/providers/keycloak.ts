@@ -76,6 +76,11 @@ export class KeycloakAdmin {
     return this.pending;
   }
 
+  /** Signs in ahead of the first call (the token is then reused until shortly before it expires). */
+  async warm(): Promise<void> {
+    await this.accessToken();
+  }
+
   /** Keycloak's time now, in seconds. */
   serverSeconds(): number {
     return Math.floor((Date.now() + this.skewMs) / 1000);
@@ -794,6 +799,10 @@ export class KeycloakProvider implements IdentityProvider {
     }
     // The one rule every provider keeps: a client whose session suppression ended is the attacker's, also when it comes back.
     return dependentsExcept([...merged.values()], exclude);
+  }
+
+  warm(): Promise<void> {
+    return this.api.warm();
   }
 
   async close(): Promise<void> {}

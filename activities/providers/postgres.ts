@@ -157,7 +157,10 @@ export class PostgresProvider implements IdentityProvider {
         connectionString: url.toString(),
         max: 4,
         connectionTimeoutMillis: 5000,
-        idleTimeoutMillis: 10_000,
+        // One connection stays open (warm() opens it at start): the first suppression after a quiet
+        // week pays no handshake. Others close after a minute idle.
+        min: 1,
+        idleTimeoutMillis: 60_000,
         application_name: 'cordon',
         lock_timeout: this.timeouts.lockTimeoutMs,
         statement_timeout: this.timeouts.statementTimeoutMs,
@@ -472,6 +475,10 @@ export class PostgresProvider implements IdentityProvider {
     const r = await this.role(identityId);
     if (!r) throw new IdentityNotFoundError(this.name, identityId);
     return dependentsExcept((await this.sessions(r)).map(sessionOf), exclude);
+  }
+
+  async warm(): Promise<void> {
+    await this.pool().query('SELECT 1');
   }
 
   async close(): Promise<void> {

@@ -35,6 +35,11 @@ export interface IdentityProvider {
   setEnabled(identityId: string, enabled: boolean): Promise<ActionResult>;
   /** Who still relies on the identity; `exclude` are the sessions suppression ended (the attacker's). */
   dependents(identityId: string, exclude?: Dependent[]): Promise<Dependent[]>;
+  /**
+   * Opens the admin connection (and signs in) before the first containment needs it: incidents
+   * arrive on idle workers, so the first suppression must not pay for a handshake. Best effort.
+   */
+  warm?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -45,9 +45,39 @@ export class RedisProvider implements IdentityProvider {
     this.adminUser = decodeURIComponent(new URL(url).username || 'default');
   }
 
+  /** One connection attempt shared by every caller: concurrent first calls all wait for it (none fails on a half-open stream). */
+  private connecting?: Promise<void>;
+
+  private async ready(): Promise<void> {
+    if (this.admin.status === 'ready') return;
+    this.connecting ??= (async () => {
+      if (this.admin.status === 'wait' || this.admin.status === 'end') await this.admin.connect();
+      else if (this.admin.status !== 'ready') {
+        // connecting or reconnecting: wait for the outcome, bounded like a command
+        await new Promise<void>((ok, fail) => {
+          const timer = setTimeout(() => done(new Error(`redis: admin connection not ready (${this.admin.status})`)), 5000);
+          const done = (err?: Error) => {
+            clearTimeout(timer);
+            this.admin.off('ready', onReady).off('end', onEnd);
+            if (err) fail(err);
+            else ok();
+          };
+          const onReady = () => done();
+          const onEnd = () => done(new Error('redis: admin connection closed'));
+          this.admin.once('ready', onReady).once('end', onEnd);
+        });
+      }
+    })().finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
   private async call(...args: (string | number)[]): Promise<unknown> {
-    if (this.admin.status === 'wait' || this.admin.status === 'end') await this.admin.connect();
+    await this.ready();
     return this.admin.call(String(args[0]), ...args.slice(1).map(String));
+  }
+
+  async warm(): Promise<void> {
+    await this.call('PING');
   }
 
   private async user(name: string): Promise<AclUser | undefined> {

@@ -17,6 +17,21 @@ export function createProviders(config: CordonConfig): ProviderRegistry {
   return new Map(providers.map((p) => [p.name, p]));
 }
 
+/** Opens every provider's admin connection; a provider that is down now is reported, not fatal (its calls retry). */
+export async function warmProviders(registry: ProviderRegistry): Promise<Array<{ provider: string; ms: number; error?: string }>> {
+  return Promise.all(
+    [...registry.values()].map(async (p) => {
+      const t = performance.now();
+      try {
+        await p.warm?.();
+        return { provider: p.name, ms: Math.round(performance.now() - t) };
+      } catch (err) {
+        return { provider: p.name, ms: Math.round(performance.now() - t), error: (err as Error).message };
+      }
+    }),
+  );
+}
+
 export async function closeProviders(registry: ProviderRegistry): Promise<void> {
   await Promise.all([...registry.values()].map((p) => p.close()));
 }
