@@ -26,7 +26,10 @@ const Env = z.object({
   CORDON_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   // Each cached containment costs about 1.6 MB of isolate memory the SDK's default sizing does not
   // count; evicted ones replay from history when they wake. 250 keeps a worker near 0.6 GiB.
-  CORDON_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(250),
+  CORDON_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(100),
+  // The workflow thread's V8 old space: without a bound V8 grows it lazily to gigabytes (4 GiB
+  // here) before collecting what evicted containments left. It must hold the cache: ~1 MB each.
+  CORDON_WORKFLOW_HEAP_MB: z.coerce.number().int().min(128).max(16_384).default(320),
   CORDON_POSTGRES_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'CORDON_POSTGRES_URL is a postgres:// URL' }).optional(),
   CORDON_REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'CORDON_REDIS_URL is a redis:// URL' }).optional(),
   CORDON_POLICY: z.string().min(1).optional(),
@@ -79,6 +82,8 @@ export interface CordonConfig {
   metricsPort: number;
   /** The worker's workflow cache: its memory bound (see README, "Performance"). */
   maxCachedWorkflows: number;
+  /** The workflow thread's heap bound (MiB). */
+  workflowHeapMb: number;
   postgresUrl?: string;
   redisUrl?: string;
   /** The approved policy file (undefined: the shipped default). */
@@ -125,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
     stateUrl: e.CORDON_STATE_URL,
     metricsPort: e.CORDON_METRICS_PORT,
     maxCachedWorkflows: e.CORDON_MAX_CACHED_WORKFLOWS,
+    workflowHeapMb: e.CORDON_WORKFLOW_HEAP_MB,
     postgresUrl: e.CORDON_POSTGRES_URL,
     redisUrl: e.CORDON_REDIS_URL,
     policyFile: e.CORDON_POLICY ? resolve(e.CORDON_POLICY) : undefined,

@@ -81,19 +81,33 @@ interface Contained {
 const EventType = temporal.api.enums.v1.EventType;
 const keyword = (p: temporal.api.common.v1.IPayload | null | undefined) => (p?.data ? (JSON.parse(Buffer.from(p.data).toString('utf8')) as unknown) : undefined);
 
+/** The provider's acknowledgement time a v4 suppression's local-activity marker carries in its result. */
+function suppressAck(e: temporal.api.history.v1.IHistoryEvent): number | undefined {
+  const m = e.markerRecordedEventAttributes;
+  if (m?.markerName !== 'core_local_activity') return undefined;
+  const data = keyword(m.details?.data?.payloads?.[0]) as { activity_type?: string } | undefined;
+  if (data?.activity_type !== 'suppress') return undefined;
+  const result = keyword(m.details?.result?.payloads?.[0]) as { at?: string } | undefined;
+  return result?.at ? Date.parse(result.at) : undefined;
+}
+
 /**
- * Waits until the containment publishes CordonStage "suppressed", by long-polling its history.
+ * Waits until the containment publishes CordonStage "suppressed", by long-polling its history,
+ * and returns the last suppression's acknowledgement from its marker (undefined before v4).
  * Not by polling the state query: queries are worker tasks and would load what is measured; and
  * not by waiting for the result: closing needs a timer, which the server fires ~1 s late.
  */
-async function untilSuppressed(client: Client, workflowId: string, runId: string): Promise<void> {
+async function untilSuppressed(client: Client, workflowId: string, runId: string): Promise<number | undefined> {
   const execution = { workflowId, runId };
   let nextPageToken: Uint8Array | undefined;
+  let ack: number | undefined;
   for (;;) {
     const res = await client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution, waitNewEvent: true, skipArchival: true, nextPageToken });
     for (const e of res.history?.events ?? []) {
+      const at = suppressAck(e);
+      if (at !== undefined) ack = Math.max(ack ?? 0, at);
       const fields = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
-      if (keyword(fields?.[SA.stage.name]) === 'suppressed') return;
+      if (keyword(fields?.[SA.stage.name]) === 'suppressed') return ack;
       if (keyword(fields?.[SA.status.name]) === 'needs-attention') throw new Error(`${workflowId} needs attention: suppression failed`);
       if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) throw new Error(`${workflowId} closed without suppression`);
     }
@@ -106,9 +120,8 @@ async function untilSuppressed(client: Client, workflowId: string, runId: string
 export async function containOnce(client: Client, taskQueue: string, s: IdentitySignal, o: { evidenceFirst?: boolean } = {}): Promise<Contained> {
   const requestedAt = Date.now();
   const { workflowId, runId } = await submitSignal(client, s, { taskQueue, evidenceFirst: o.evidenceFirst });
-  await untilSuppressed(client, workflowId, runId);
-  const state = ContainmentState.parse(await describeContainment(client, workflowId));
-  const suppressedAt = Date.parse(state.suppressedAt!);
+  // From the history already read; a query (a worker task, load the floor does not carry) only for pre-v4 histories.
+  const suppressedAt = (await untilSuppressed(client, workflowId, runId)) ?? Date.parse(ContainmentState.parse(await describeContainment(client, workflowId)).suppressedAt!);
   return { tts: suppressedAt - requestedAt, requestedAt, suppressedAt, workflowId };
 }
 

@@ -30,12 +30,25 @@ test('rollback histories exist from before and after the patched() session-block
   assert.ok(marked.length >= 1 && marked.length < rollbacks.length, `old and new rollback histories: ${rollbacks.length} found, ${marked.length} with the patch marker`);
 });
 
-test('v3 histories carry the control-plane patch marker; earlier ones replay on the frozen v2 ladder', () => {
+test('v3 and v4 histories carry the control-plane patch marker; earlier ones replay on the frozen v2 ladder', () => {
   const marked = (f: string) => patchIds(f).some((p) => p.includes('v3-trusted-control-plane'));
-  const v3 = files.filter((f) => f.startsWith('v3-'));
-  assert.ok(v3.length >= 8, `${v3.length} v3 histories`);
+  const v3 = files.filter((f) => /^v[34]-/.test(f));
+  assert.ok(v3.length >= 16, `${v3.length} v3 and v4 histories`);
   assert.deepEqual(v3.filter((f) => !marked(f)), []);
-  assert.deepEqual(files.filter((f) => !f.startsWith('v3-') && marked(f)), []);
+  assert.deepEqual(files.filter((f) => !/^v[34]-/.test(f) && marked(f)), []);
+});
+
+test('v4 histories (local provider calls) carry their patch marker; v3 ones replay with remote activities', () => {
+  const marked = (f: string) => patchIds(f).some((p) => p.includes('v4-local-provider-calls'));
+  const v4 = files.filter((f) => f.startsWith('v4-'));
+  assert.ok(v4.length >= 8, `${v4.length} v4 histories`);
+  assert.deepEqual(v4.filter((f) => !marked(f)), []);
+  assert.deepEqual(files.filter((f) => !f.startsWith('v4-') && marked(f)), []);
+  // What v4 is for: no provider call goes through the task queue (each is a local activity's marker).
+  const PROVIDER_CALLS = ['suppress', 'inspectIdentity', 'restrictGrants', 'restoreGrants', 'rotateCredential', 'setEnabled', 'findDependents', 'liftSuppression'];
+  const remote = (f: string) => (histories.find((h) => h.file === f)!.history.events ?? []).filter((e) => PROVIDER_CALLS.includes(e.activityTaskScheduledEventAttributes?.activityType?.name ?? '')).length;
+  assert.deepEqual(v4.map(remote), v4.map(() => 0));
+  assert.ok(remote('v3-timed-ladder.json') > 0, 'v3 scheduled its provider calls as activities');
 });
 
 test('every recorded containment replays deterministically on the current workflow code', async () => {

@@ -1,4 +1,5 @@
 // Wires the workflow bundle and the activities to a connection: the one place a Cordon worker is built.
+import { setFlagsFromString } from 'node:v8';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createContainmentActivities, noop } from '../activities/containment';
 import type { CordonConfig } from '../activities/config';
@@ -65,6 +66,8 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<Cordon
     await state.close();
     if (!o.providers) await closeProviders(providers);
   };
+  // Applies to isolates created from now on: the workflow thread this worker starts, not this one.
+  setFlagsFromString(`--max-old-space-size=${o.config.workflowHeapMb}`);
   let worker: Worker;
   try {
     worker = await Worker.create({

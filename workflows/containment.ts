@@ -218,7 +218,13 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   state.since ??= state.startedAt;
   let doing: string | undefined; // the step running now, for the headline
   const upserted = new Map<string, string | number | boolean | null>();
-  const publish = () => {
+  /**
+   * Search attributes and details follow the state. `passing`: a step that runs now within this
+   * workflow task (v4's local activities) — the attributes would be overwritten before anyone saw
+   * them, and each upsert is a history event, so only the details change.
+   */
+  const publish = (o: { passing?: boolean } = {}) => {
+    if (o.passing && v4) return void setCurrentDetails(details());
     if (standing !== undefined && standingOf() !== standing) state.since = now();
     standing = standingOf();
     // Upsert only what changed: each upsert is a history event, details are not.
@@ -763,7 +769,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
       }
       state.status = 'active';
       doing = sp.stage;
-      publish();
+      publish({ passing: true });
       try {
         await runStage(sp, actor);
         state.position = POSITION_OF[sp.stage];
@@ -831,7 +837,8 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
     }
   }
   if (!carried) doing = `suppression (${state.plan.suppress.join(', ') || 'nothing to revoke'})`;
-  publish();
+  // The client set the first attributes at start (new, suppressing): nothing to upsert before suppression.
+  publish({ passing: !carried });
   let capture: Promise<void> = Promise.resolve();
   if (!carried || attention?.kind === 'suppression') {
     // 1. Suppression and evidence start together; only suppression is awaited before the ladder.
