@@ -36,6 +36,7 @@ const Env = z.object({
   CORDON_SECRET_READER_ROLE: z.enum(['responder', 'lead']).default('lead'),
   CORDON_SEAL_KEY_FILE: z.string().min(1).optional(),
   CORDON_DEV_ISSUER_PORT: z.coerce.number().int().min(0).max(65535).default(8237),
+  CORDON_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).optional(),
   CORDON_KEYCLOAK_URL: z.url({ protocol: /^https?$/, message: 'CORDON_KEYCLOAK_URL is the http(s):// base URL of Keycloak, e.g. http://127.0.0.1:8080' }).optional(),
   CORDON_KEYCLOAK_REALM: z.string().regex(/^[^/\s]+$/, 'CORDON_KEYCLOAK_REALM is a realm name').default('master'),
   CORDON_KEYCLOAK_CLIENT_ID: z.string().min(1, 'CORDON_KEYCLOAK_CLIENT_ID must not be empty').optional(),
@@ -74,6 +75,11 @@ export interface CordonConfig {
   secretReaderRole: CordonRole;
   sealKeyFile?: string;
   devIssuerPort: number;
+  /**
+   * Workflows the worker keeps in memory (unset: the SDK's default from the heap size, which
+   * assumes less memory per containment than one takes, ~2 MB measured).
+   */
+  maxCachedWorkflows?: number;
   keycloak?: KeycloakOptions;
 }
 
@@ -110,6 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
     secretReaderRole: e.CORDON_SECRET_READER_ROLE,
     sealKeyFile: e.CORDON_SEAL_KEY_FILE ? resolve(e.CORDON_SEAL_KEY_FILE) : undefined,
     devIssuerPort: e.CORDON_DEV_ISSUER_PORT,
+    maxCachedWorkflows: e.CORDON_MAX_CACHED_WORKFLOWS,
     keycloak: e.CORDON_KEYCLOAK_URL
       ? {
           url: e.CORDON_KEYCLOAK_URL.replace(/\/+$/, ''),

@@ -44,6 +44,7 @@ const Options = z.object({
     .transform((v) => v.split(',').map((x) => x.trim()))
     .pipe(z.array(z.enum(PHASES)).min(1)),
   compare: z.boolean().default(false),
+  maxCached: z.coerce.number().int().min(1).optional(),
   dev: z.string().min(1).optional(),
   cluster: z.string().min(1).optional(),
 });
@@ -310,6 +311,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--concurrency <list>', 'comma-separated levels of work in flight', '1,8,32')
     .option('--scale <n>', 'containments parked at an approval gate', '10000')
     .option('--workers <n>', 'worker processes in the scale phase (default: 2 on the cluster, 1 on the dev server)')
+    .option('--max-cached <n>', "the scale phase's workers keep at most n workflows in memory (default: the SDK's)")
     .option('--shards <n>', 'cluster: history shards', '4')
     .option('--dynamic-config <key=value>', 'cluster: a server dynamic config value (repeatable; null removes a tuned one)', (v: string, all: string[]) => [...all, v], [])
     .option('--evidence-ms <ms>', 'lab evidence delay for the evidence-first comparison', '2000')
@@ -349,7 +351,7 @@ async function main(argv: string[]): Promise<number> {
     const client = new Client({ connection: await Connection.connect({ address: engine.address }) });
     try {
       const issuer = await startDevIssuer(join(root, 'issuer'));
-      const b: Bench = { client, connection, namespace: 'default', root, address: engine.address, engine: o.engine, dbSize: engine.dbSize, extraWorkers: engine.facts.scaleWorkers - 1, progress, issuer };
+      const b: Bench = { client, connection, namespace: 'default', root, address: engine.address, engine: o.engine, dbSize: engine.dbSize, extraWorkers: engine.facts.scaleWorkers - 1, maxCachedWorkflows: o.maxCached, progress, issuer };
       process.once('exit', () => void issuer.close());
       const floor = phases.has('floor') ? await engineFloor(b, o.concurrency, o.runs) : [];
       const tts: Record<string, Rate[]> = {};

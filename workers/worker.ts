@@ -57,6 +57,7 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ work
       workflowBundle: await workflowBundle(),
       activities,
       shutdownGraceTime: o.shutdownGraceTime ?? '10s',
+      ...(o.config.maxCachedWorkflows ? { maxCachedWorkflows: o.config.maxCachedWorkflows } : {}),
     });
   } catch (err) {
     await close();
