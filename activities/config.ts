@@ -3,7 +3,7 @@
 // (see redact() and describeProviders()).
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { describeIssues } from '../workflows/schemas';
+import { BoundedDuration, describeIssues, durationMs } from '../workflows/schemas';
 import { TASK_QUEUE_DEFAULT } from '../workflows/ids';
 import type { CordonRole } from '../workflows/schemas';
 import type { OidcSettings } from './operator-auth';
@@ -37,6 +37,15 @@ const Env = z.object({
   CORDON_SEAL_KEY_FILE: z.string().min(1).optional(),
   CORDON_DEV_ISSUER_PORT: z.coerce.number().int().min(0).max(65535).default(8237),
   CORDON_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(1).optional(),
+  CORDON_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  CORDON_HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8238),
+  CORDON_HTTP_BODY_LIMIT: z.coerce.number().int().min(1024, 'CORDON_HTTP_BODY_LIMIT is at least 1024 bytes').max(1_048_576, 'CORDON_HTTP_BODY_LIMIT is at most 1 MiB').default(65_536),
+  CORDON_HTTP_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  CORDON_ROLE_INTAKE: z.string().min(1).default('cordon-intake'),
+  CORDON_PUBLIC_URL: z.url({ message: 'CORDON_PUBLIC_URL is the URL receivers reach Cordon at, e.g. https://cordon.example.com' }).optional(),
+  CORDON_SSF_FILE: z.string().min(1).optional(),
+  CORDON_SSF_SIGNING_KEY_FILE: z.string().min(1).optional(),
+  CORDON_SSF_MAX_AGE: BoundedDuration('30d', 'CORDON_SSF_MAX_AGE').default('12h'),
   CORDON_KEYCLOAK_URL: z.url({ protocol: /^https?$/, message: 'CORDON_KEYCLOAK_URL is the http(s):// base URL of Keycloak, e.g. http://127.0.0.1:8080' }).optional(),
   CORDON_KEYCLOAK_REALM: z.string().regex(/^[^/\s]+$/, 'CORDON_KEYCLOAK_REALM is a realm name').default('master'),
   CORDON_KEYCLOAK_CLIENT_ID: z.string().min(1, 'CORDON_KEYCLOAK_CLIENT_ID must not be empty').optional(),
@@ -80,6 +89,19 @@ export interface CordonConfig {
    * assumes less memory per containment than one takes, ~2 MB measured).
    */
   maxCachedWorkflows?: number;
+  /** The HTTP API and Shared Signals endpoints (port 0: off). */
+  http: { host: string; port: number; bodyLimit: number; ratePerMinute: number };
+  /** The issuer role a machine client needs to submit signals. */
+  intakeRole: string;
+  ssf: {
+    /** Transmitters Cordon trusts and receivers it pushes to (undefined: none). */
+    file?: string;
+    /** Cordon's issuer in the SETs it signs: its public URL (default: the loopback HTTP address). */
+    issuer: string;
+    signingKeyFile?: string;
+    /** A SET older than this is refused (bounded by how long Temporal remembers its jti). */
+    maxAgeMs: number;
+  };
   keycloak?: KeycloakOptions;
 }
 
@@ -117,6 +139,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
     sealKeyFile: e.CORDON_SEAL_KEY_FILE ? resolve(e.CORDON_SEAL_KEY_FILE) : undefined,
     devIssuerPort: e.CORDON_DEV_ISSUER_PORT,
     maxCachedWorkflows: e.CORDON_MAX_CACHED_WORKFLOWS,
+    http: { host: e.CORDON_HTTP_HOST, port: e.CORDON_HTTP_PORT, bodyLimit: e.CORDON_HTTP_BODY_LIMIT, ratePerMinute: e.CORDON_HTTP_RATE_LIMIT },
+    intakeRole: e.CORDON_ROLE_INTAKE,
+    ssf: {
+      file: e.CORDON_SSF_FILE ? resolve(e.CORDON_SSF_FILE) : undefined,
+      issuer: (e.CORDON_PUBLIC_URL ?? `http://${e.CORDON_HTTP_HOST.includes(':') ? `[${e.CORDON_HTTP_HOST}]` : e.CORDON_HTTP_HOST}:${e.CORDON_HTTP_PORT}`).replace(/\/$/, ''),
+      signingKeyFile: e.CORDON_SSF_SIGNING_KEY_FILE ? resolve(e.CORDON_SSF_SIGNING_KEY_FILE) : undefined,
+      maxAgeMs: durationMs(e.CORDON_SSF_MAX_AGE),
+    },
     keycloak: e.CORDON_KEYCLOAK_URL
       ? {
           url: e.CORDON_KEYCLOAK_URL.replace(/\/+$/, ''),

@@ -46,6 +46,11 @@ export class OperatorVerifier {
 
   /** Verifies a raw access token; throws with the reason when it is not valid. */
   async principal(token: string): Promise<Principal> {
+    return (await this.caller(token)).principal;
+  }
+
+  /** As principal(), with every role name the issuer granted (the HTTP API's intake role is not a Cordon role). */
+  async caller(token: string): Promise<{ principal: Principal; issuerRoles: string[] }> {
     if (!this.oidc.issuer) throw new Error('no OIDC issuer is configured on this worker (CORDON_OIDC_ISSUER), so no command can be authenticated');
     const { payload } = await jwtVerify(token, await this.keySet(), { issuer: this.oidc.issuer, audience: this.oidc.audience, algorithms: ALGORITHMS, clockTolerance: 5 });
     if (!payload.sub) throw new Error('the token has no subject');
@@ -53,7 +58,8 @@ export class OperatorVerifier {
     if (!payload.exp) throw new Error('the token has no expiry');
     const granted = new Set(claimAt(payload, this.oidc.rolesClaim));
     const roles = (Object.keys(this.oidc.roleNames) as CordonRole[]).filter((r) => granted.has(this.oidc.roleNames[r]));
-    return { iss: payload.iss!, sub: payload.sub, username: String(payload.preferred_username ?? payload.sub).slice(0, 200), roles, jti: payload.jti, exp: payload.exp };
+    const principal = { iss: payload.iss!, sub: payload.sub, username: String(payload.preferred_username ?? payload.sub).slice(0, 200), roles, jti: payload.jti, exp: payload.exp };
+    return { principal, issuerRoles: [...granted] };
   }
 
   /** The activity: a verdict, never an exception for a bad token (a refusal is evidence, recorded by the workflow). */
@@ -84,7 +90,7 @@ function claimed(token: string): string | undefined {
   }
 }
 
-function describeJoseError(err: unknown): string {
+export function describeJoseError(err: unknown): string {
   const e = err as Error & { code?: string; claim?: string };
   switch (e.code) {
     case 'ERR_JWT_EXPIRED':

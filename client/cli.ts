@@ -12,12 +12,14 @@ import { openStateStores } from '../activities/stores';
 import { PolicyError } from '../workflows/policy';
 import { COMMANDS, CORDON_ROLES, type ContainmentState, type CordonRole } from '../workflows/schemas';
 import { connectClient } from './connection';
-import { CommandRejectedError, CordonInputError, describeContainment, listContainments, parseCommand, planOf, prepareCommand, sendCommand, submitSignal } from './containments';
+import { CommandRejectedError, CordonInputError, describeContainment, listContainments, type ContainmentSummary, parseCommand, planOf, prepareCommand, sendCommand, submitSignal } from './containments';
 import { runDemo } from './demo';
+import { formatEvidence, readEvidence } from './evidence';
 import { DevIssuer } from './dev-issuer';
 import { operatorToken, storeToken } from './operator-token';
 
 const EXIT = { error: 1, invalid: 2, rejected: 3 } as const;
+const LOGIN_ROLES = [...CORDON_ROLES, 'intake'] as const;
 
 function readJson(pathOrDash: string, what: string): unknown {
   let text: string;
@@ -58,8 +60,32 @@ export function formatState(s: ContainmentState): string {
   lines.push(`  actions${s.archived?.length ? ` (older ones archived: ${s.archived.map((a) => a.sha256.slice(0, 12)).join(', ')})` : ''}`);
   for (const a of [...s.actions].sort((x, y) => x.at.localeCompare(y.at))) lines.push(`    ${a.at}  ${a.action.padEnd(30)} ${a.outcome.padEnd(13)} ${a.actor}: ${a.detail}`);
   if (s.evidence.length) lines.push('  evidence');
-  for (const e of s.evidence) lines.push(`    ${e.kind.padEnd(16)} sha256 ${e.sha256} ${e.uri}`);
+  for (const e of s.evidence) lines.push(`    ${e.kind.padEnd(16)} ${String(e.bytes).padStart(7)} B  cordon evidence ${e.sha256}`);
+  for (const e of s.archived ?? []) lines.push(`    ${'older actions'.padEnd(16)} ${String(e.bytes).padStart(7)} B  cordon evidence ${e.sha256}`);
   return lines.join('\n');
+}
+
+/** "2026-11-24 14:05", compact for a table (UTC). */
+const shortTime = (iso?: string) => (iso ? iso.slice(0, 16).replace('T', ' ') : '-');
+
+/** `cordon list` as a table with a header row. */
+export function formatList(rows: ContainmentSummary[]): string {
+  const table = [
+    ['WORKFLOW ID', 'STATUS', 'STAGE', 'WAITING FOR', 'SINCE (UTC)', 'NEXT DEADLINE', 'TRIGGER', 'RISK', 'TEMPORAL'],
+    ...rows.map((r) => [
+      `${r.workflowId}${r.dryRun ? ' (dry run)' : ''}`,
+      r.status ?? '-',
+      r.stage ?? '-',
+      r.waitingFor ?? '-',
+      shortTime(r.since),
+      shortTime(r.nextDeadline),
+      r.trigger ?? '-',
+      String(r.risk ?? '-'),
+      r.executionStatus,
+    ]),
+  ];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return table.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
 }
 
 function commandType(v: string): (typeof COMMANDS)[number] {
@@ -120,24 +146,30 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
     .command('login')
     .description('DEVELOPMENT ONLY: mint a short-lived operator token from the embedded stack\'s local issuer')
     .requiredOption('--as <name>', 'the operator name to put in the token')
-    .requiredOption('--role <role>', `${CORDON_ROLES.join(' | ')}`, (v) => {
-      if (!(CORDON_ROLES as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${CORDON_ROLES.join(', ')}`);
-      return v as CordonRole;
+    .requiredOption('--role <role>', `${LOGIN_ROLES.join(' | ')} (intake: a machine client that submits signals over HTTP)`, (v) => {
+      if (!(LOGIN_ROLES as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${LOGIN_ROLES.join(', ')}`);
+      return v as CordonRole | 'intake';
     })
     .option('--ttl <minutes>', 'lifetime in minutes (at most 60)', (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1 || n > 60) throw new InvalidArgumentError('a whole number of minutes, 1 to 60');
       return n;
     }, 15)
-    .action(async (o: { as: string; role: CordonRole; ttl: number }) => {
+    .option('--print', 'print the token on standard output instead of storing it (for curl and other HTTP clients)')
+    .action(async (o: { as: string; role: CordonRole | 'intake'; ttl: number; print?: boolean }) => {
       const c = config();
       const dev = await DevIssuer.open(c.dataDir);
       const running = dev.running();
       if (!running) throw new CordonInputError('no local development issuer is running on this data folder: `npm start` runs one when no CORDON_OIDC_ISSUER is configured');
       if (c.oidc.issuer && c.oidc.issuer !== running.issuer) throw new CordonInputError(`an issuer is configured (${c.oidc.issuer}): get your token from it and pass --token-file; cordon login is for the embedded stack only`);
       if (!/^[A-Za-z0-9._@-]{1,64}$/.test(o.as)) throw new CordonInputError('--as is 1-64 letters, digits, . _ @ -');
-      const roles = o.role === 'lead' ? [c.oidc.roleNames.lead] : [c.oidc.roleNames.responder];
+      const roles = o.role === 'intake' ? [c.intakeRole] : [c.oidc.roleNames[o.role]];
       const token = await dev.mint({ issuer: running.issuer, audience: running.audience, username: o.as, roles, ttlSeconds: o.ttl * 60 });
+      if (o.print) {
+        console.error(`cordon: DEVELOPMENT token for ${o.as} (${o.role}), valid ${o.ttl} min`);
+        return console.log(token);
+      }
+      if (o.role === 'intake') throw new CordonInputError('an intake token is for HTTP clients: add --print');
       const file = storeToken(c, token);
       console.log(`cordon: DEVELOPMENT token for ${o.as} (${o.role}), valid ${o.ttl} min, stored in ${file}`);
     });
@@ -193,11 +225,22 @@ export function buildCli(getClient: () => Promise<Client> = connectClient): Comm
     .action(async (o: { json?: boolean; limit: number } & Record<string, unknown>) => {
       const { json, limit, ...filter } = o;
       const rows = await listContainments(await getClient(), filter, limit);
-      print(!!json, rows, () =>
-        rows.length
-          ? rows.map((r) => `${r.workflowId.padEnd(48)} ${String(r.status).padEnd(15)} ${String(r.stage).padEnd(11)} ${r.trigger} risk=${r.risk} ${r.executionStatus}`).join('\n')
-          : 'no containments match',
-      );
+      print(!!json, rows, () => (rows.length ? formatList(rows) : 'no containments match'));
+    });
+
+  program
+    .command('evidence')
+    .description('print an evidence artifact (or archived action records) by its SHA-256, as describe and the UI name it; a unique prefix of 12 or more hex digits will do')
+    .argument('<sha256>')
+    .option('--json', 'the stored envelope as JSON')
+    .action(async (sha: string, o: { json?: boolean }) => {
+      const stores = openStateStores(config()); // the store the workers write: files here, or PostgreSQL
+      try {
+        const e = await readEvidence(stores.evidence, sha);
+        print(!!o.json, e, () => formatEvidence(e));
+      } finally {
+        await stores.close();
+      }
     });
 
   program

@@ -97,6 +97,9 @@ export async function submitSignal(client: Client, rawSignal: unknown, o: Submit
       { key: SA.status, value: 'suppressing' },
       { key: SA.trigger, value: signal.trigger },
       { key: SA.risk, value: signal.riskScore },
+      { key: SA.waitingFor, value: 'none' },
+      // Set at start too, so the ready-made views leave a dry run out from its first moment.
+      { key: SA.dryRun, value: !!o.dryRun },
     ],
     staticSummary: `${o.dryRun ? 'DRY RUN: ' : ''}contain ${signal.identityKind} ${signal.identityId} on ${signal.provider} (${signal.trigger}, confidence ${signal.confidence})`,
     staticDetails: `Signal ${signal.signalId} from ${signal.source} at ${signal.observedAt}, risk ${signal.riskScore}, criticality ${signal.assetCriticality}. The plan comes from the worker's approved policy: see the current details.`,
@@ -211,6 +214,12 @@ export interface ContainmentSummary {
   status?: string;
   trigger?: string;
   risk?: number;
+  /** What it waits for (approval, dependencies, timer, hold, attention, none). */
+  waitingFor?: string;
+  /** Since when it has stood as it does (stage, status, what it waits for). */
+  since?: string;
+  nextDeadline?: string;
+  dryRun?: boolean;
   startTime: string;
 }
 
@@ -236,6 +245,10 @@ function summarize(w: WorkflowExecutionInfo): ContainmentSummary {
     status: sa.get(SA.status),
     trigger: sa.get(SA.trigger),
     risk: sa.get(SA.risk),
+    waitingFor: sa.get(SA.waitingFor),
+    since: sa.get(SA.stageSince)?.toISOString(),
+    nextDeadline: sa.get(SA.nextDeadline)?.toISOString(),
+    dryRun: sa.get(SA.dryRun),
     startTime: w.startTime.toISOString(),
   };
 }

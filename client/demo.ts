@@ -5,7 +5,9 @@ import type { Client } from '@temporalio/client';
 import type { CordonConfig } from '../activities/config';
 import { LabDirectory, type LabIdentityInput } from '../activities/providers/lab';
 import type { IdentitySignal } from '../workflows/schemas';
+import { temporalTarget } from './connection';
 import { planOf, submitSignal } from './containments';
+import { uiBase, viewLines } from './views';
 
 const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
 
@@ -68,7 +70,9 @@ export async function runDemo(client: Client, config: CordonConfig): Promise<voi
     dryRun: true,
   });
   console.log(`${dry.workflowId}  (dry run of the harsh ladder: no side effects)`);
-  console.log('\nWatch them in the Temporal UI (filter e.g. CordonStage = "restricted"), or:');
+  console.log('\nWatch them in the Temporal UI (the dry run is left out of these views):');
+  for (const line of viewLines(uiBase(), temporalTarget().namespace)) console.log(line);
+  console.log('\nor from the shell:');
   console.log('  npm run cordon -- list --open');
   console.log('  npm run cordon -- describe cordon/lab/alice@example.com');
   console.log('  npm run cordon -- login --as you --role lead      # development issuer of the embedded stack');

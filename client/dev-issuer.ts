@@ -93,6 +93,8 @@ export async function startDevIssuer(dataDir: string, port = 0, audience = 'cord
   issuer: string;
   env: Record<string, string>;
   token(username: string, roles: CordonRole[], o?: { ttlSeconds?: number; now?: number }): Promise<string>;
+  /** A machine client's token with these issuer role names (e.g. cordon-intake for the HTTP API). */
+  machineToken(client: string, issuerRoles: string[], o?: { ttlSeconds?: number }): Promise<string>;
   close(): Promise<void>;
 }> {
   const dev = await DevIssuer.open(dataDir);
@@ -102,6 +104,7 @@ export async function startDevIssuer(dataDir: string, port = 0, audience = 'cord
     issuer: served.issuer,
     env: { CORDON_OIDC_ISSUER: served.issuer, CORDON_OIDC_AUDIENCE: audience },
     token: (username, roles, o = {}) => dev.mint({ issuer: served.issuer, audience, username, roles: issuerRoleNames(roles, names), ...o }),
+    machineToken: (client, issuerRoles, o = {}) => dev.mint({ issuer: served.issuer, audience, username: `service-account-${client}`, roles: issuerRoles, ...o }),
     close: served.close,
   };
 }

@@ -37,7 +37,7 @@ export interface Bench {
   maxCachedWorkflows?: number;
   progress: Progress;
   /** The development issuer the bench's workers trust (the scale phase's operator commands). */
-  issuer: { env: Record<string, string>; token(username: string, roles: CordonRole[]): Promise<string> };
+  issuer: { env: Record<string, string>; token(username: string, roles: CordonRole[]): Promise<string>; machineToken(client: string, issuerRoles: string[], o?: { ttlSeconds?: number }): Promise<string> };
 }
 
 export interface Rate extends Percentiles {

@@ -15,6 +15,7 @@ import { startDevIssuer } from '../client/dev-issuer';
 import { describeIssues } from '../workflows/schemas';
 import { benchProviders } from './bench-providers';
 import { attackerCutoff, realBenchProviders, type Cutoff } from './bench-real-providers';
+import { intake, type IntakeResult } from './bench-intake';
 import { engineFloor, evidenceFirst, fileSize, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
 import { startDevServer } from './dev-server';
 import { Progress } from './measure';
@@ -23,7 +24,7 @@ import { resolveTemporalServer } from './temporal-server';
 import { startCluster } from './cluster-core';
 
 const ROOT = resolve(__dirname, '..');
-const PHASES = ['floor', 'tts', 'cutoff', 'evidence', 'cost', 'scale'] as const;
+const PHASES = ['floor', 'tts', 'cutoff', 'evidence', 'cost', 'intake', 'scale'] as const;
 
 const Options = z.object({
   runs: z.coerce.number().int().min(1, 'runs is at least 1'),
@@ -34,6 +35,9 @@ const Options = z.object({
   scale: z.coerce.number().int().min(1, 'scale is at least 1'),
   evidenceMs: z.coerce.number().int().min(0, 'evidence-ms is 0 or more'),
   skipScale: z.boolean().default(false),
+  intake: z.coerce.number().int().min(10, 'intake is at least 10 requests').max(100_000),
+  intakeConnections: z.coerce.number().int().min(1).max(512),
+  skipIntake: z.boolean().default(false),
   out: z.string().min(1),
   engine: z.enum(['dev', 'cluster']),
   workers: z.coerce.number().int().min(1).max(8).optional(),
@@ -74,6 +78,7 @@ interface Report {
   evidenceFirst?: EvidenceComparison;
   cost?: LadderCost;
   scale?: ScaleResult;
+  intake?: IntakeResult;
 }
 
 function run(cmd: string, args: string[]): string {
@@ -164,6 +169,25 @@ function format(r: Report): string {
     );
   }
   if (r.cost) out.push('', `cost: ${r.cost.events} history events (${r.cost.historyBytes} bytes) per full timed ladder restrict -> rotate -> disable; engine floor ${r.cost.floorEvents} events`);
+  const i = r.intake;
+  if (i) {
+    out.push(
+      '',
+      `intake: ${i.requests} POST /v1/signals over HTTP on loopback (autocannon, ${i.connections} connections) for ${i.identities} identities, with repeats and duplicates`,
+      table(
+        ['measure', 'value'],
+        [
+          ['accepted', `${i.accepted} in ${i.seconds.toFixed(1)} s: ${i.acceptedPerSecond.toFixed(1)}/s (${i.errors} errors)`],
+          ['HTTP request -> 202 (ms)', `p50 ${ms(i.http.p50)}, p99 ${ms(i.http.p99)}, max ${ms(i.http.max)}`],
+          ['HTTP accept -> suppression acknowledged (ms)', `p50 ${ms(i.acceptToSuppressed.p50)}, p99 ${ms(i.acceptToSuppressed.p99)} (n ${i.acceptToSuppressed.n})`],
+          ['duplicates folded', `${i.duplicatesSent} sent again with a seen signalId: changed nothing`],
+          ['joins', `${i.joinsSent} further signals joined running containments`],
+          ['containments started', String(i.containmentsStarted)],
+          ['lost', String(i.lost)],
+        ],
+      ),
+    );
+  }
   const s = r.scale;
   if (s) {
     const cluster = r.engine?.kind === 'cluster';
@@ -317,6 +341,9 @@ async function main(argv: string[]): Promise<number> {
     .option('--evidence-ms <ms>', 'lab evidence delay for the evidence-first comparison', '2000')
     .option('--phases <list>', `comma-separated phases to run (${PHASES.join(',')})`, PHASES.join(','))
     .option('--skip-scale', 'skip the scale phase')
+    .option('--intake <n>', 'signals posted to the HTTP API in the intake phase', '300')
+    .option('--intake-connections <n>', 'HTTP connections of the intake load generator', '16')
+    .option('--skip-intake', 'skip the intake phase')
     .option('--compare', 'print the latest dev server and cluster reports side by side, and exit')
     .option('--dev <files>', 'with --compare: the dev server report(s) instead of the latest (comma-separated; later files fill phases the first lacks)')
     .option('--cluster <files>', 'with --compare: the cluster report(s) instead of the latest')
@@ -334,7 +361,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(compare(side(o.dev, 'dev'), side(o.cluster, 'cluster')));
     return 0;
   }
-  const phases = new Set(o.phases.filter((p) => p !== 'scale' || !o.skipScale));
+  const phases = new Set(o.phases.filter((p) => (p !== 'scale' || !o.skipScale) && (p !== 'intake' || !o.skipIntake)));
 
   const root = mkdtempSync(join(tmpdir(), 'cordon-bench-'));
   const cleanup = () => rmSync(root, { recursive: true, force: true });
@@ -372,9 +399,10 @@ async function main(argv: string[]): Promise<number> {
       }
       const evidence = phases.has('evidence') ? await evidenceFirst(b, o.runs, o.evidenceMs) : undefined;
       const cost = phases.has('cost') ? await ladderCost(b) : undefined;
+      const intakeResult = phases.has('intake') ? await intake(b, { requests: o.intake, connections: o.intakeConnections }) : undefined;
       const scaled = phases.has('scale') ? await scale(b, o.scale) : undefined;
       progress.end();
-      report = { startedAt, finishedAt: new Date().toISOString(), machine: machineFacts(engine.binary), engine: engine.facts, options: o, engineFloor: floor, timeToSuppress: tts, attackerCutoff: cutoffs, skippedProviders: skipped, evidenceFirst: evidence, cost, scale: scaled };
+      report = { startedAt, finishedAt: new Date().toISOString(), machine: machineFacts(engine.binary), engine: engine.facts, options: o, engineFloor: floor, timeToSuppress: tts, attackerCutoff: cutoffs, skippedProviders: skipped, evidenceFirst: evidence, cost, scale: scaled, intake: intakeResult };
     } finally {
       progress.end();
       await client.connection.close();

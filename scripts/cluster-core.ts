@@ -10,12 +10,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { SearchAttributeType } from '@temporalio/common';
 import { msToTs } from '@temporalio/common/lib/time';
-import { temporal } from '@temporalio/proto';
 import { Client as PgClient } from 'pg';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { startPostgres, type LocalService } from './local-services';
+import { addMissingSearchAttributes } from './search-attributes-admin';
 import { resolveTemporalServer, type ServerBinaries } from './temporal-server';
 
 /**
@@ -278,18 +277,10 @@ async function registerNamespace(address: string, namespace: string): Promise<vo
     } catch (err) {
       if (!/already exists|AlreadyExists/i.test((err as Error).message)) throw err;
     }
-    const T = temporal.api.enums.v1.IndexedValueType;
     // The namespace may not be in the frontend's cache yet (it refreshes every 2 s): retry briefly.
     for (let attempt = 0; ; attempt++) {
       try {
-        const existing = await conn.operatorService.listSearchAttributes({ namespace });
-        const missing = ALL_SEARCH_ATTRIBUTES.filter((k) => existing.customAttributes?.[k.name] === undefined);
-        if (missing.length) {
-          await conn.operatorService.addSearchAttributes({
-            namespace,
-            searchAttributes: Object.fromEntries(missing.map((k) => [k.name, k.type === SearchAttributeType.INT ? T.INDEXED_VALUE_TYPE_INT : T.INDEXED_VALUE_TYPE_KEYWORD])),
-          });
-        }
+        await addMissingSearchAttributes(conn.operatorService, namespace);
         break;
       } catch (err) {
         if (attempt > 50) throw err;

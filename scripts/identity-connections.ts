@@ -2,6 +2,8 @@
 // password) connects: for the tests and the benchmark. `closed` resolves with performance.now()
 // when the server ends the connection, which is how both see a suppression land.
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import pg from 'pg';
 import Redis from 'ioredis';
 
@@ -57,18 +59,48 @@ export class OidcError extends Error {
   }
 }
 
-/** One request to the issuer's token endpoint (password, refresh_token, client_credentials, authorization_code). */
-export async function tokenRequest(issuer: string, form: Record<string, string>): Promise<TokenSet> {
-  const res = await fetch(`${issuer}/protocol/openid-connect/token`, { method: 'POST', body: new URLSearchParams(form), signal: AbortSignal.timeout(10_000) });
-  const body = (await res.json().catch(() => ({}))) as Partial<TokenSet> & { error?: string; error_description?: string };
-  if (!res.ok || !body.access_token) throw new OidcError(body.error ?? `http_${res.status}`, body.error_description ?? '', res.status);
+/** A form POST from the local address `from` (a loopback alias such as 127.0.0.2: a client on another host, as the server sees it). */
+function postFrom(url: string, form: Record<string, string>, from: string): Promise<{ status: number; text: string }> {
+  const body = new URLSearchParams(form).toString();
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = (u.protocol === 'https:' ? https : http).request(
+      u,
+      { method: 'POST', localAddress: from, timeout: 10_000, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${url}: no answer in 10 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * One request to the issuer's token endpoint (password, refresh_token, client_credentials,
+ * authorization_code); from the local address `from` when given.
+ */
+export async function tokenRequest(issuer: string, form: Record<string, string>, from?: string): Promise<TokenSet> {
+  const url = `${issuer}/protocol/openid-connect/token`;
+  const res = from ? await postFrom(url, form, from) : await fetch(url, { method: 'POST', body: new URLSearchParams(form), signal: AbortSignal.timeout(10_000) }).then(async (r) => ({ status: r.status, text: await r.text() }));
+  let body: Partial<TokenSet> & { error?: string; error_description?: string } = {};
+  try {
+    body = JSON.parse(res.text) as typeof body;
+  } catch {
+    /* not JSON: the status says what happened */
+  }
+  if (res.status < 200 || res.status >= 300 || !body.access_token) throw new OidcError(body.error ?? `http_${res.status}`, body.error_description ?? '', res.status);
   return body as TokenSet;
 }
 
 export const passwordGrant = (issuer: string, clientId: string, username: string, password: string, scope = 'openid') =>
   tokenRequest(issuer, { grant_type: 'password', client_id: clientId, username, password, scope });
-export const clientCredentialsGrant = (issuer: string, clientId: string, secret: string) =>
-  tokenRequest(issuer, { grant_type: 'client_credentials', client_id: clientId, client_secret: secret });
+export const clientCredentialsGrant = (issuer: string, clientId: string, secret: string, from?: string) =>
+  tokenRequest(issuer, { grant_type: 'client_credentials', client_id: clientId, client_secret: secret }, from);
 export const refreshGrant = (issuer: string, clientId: string, refreshToken: string) =>
   tokenRequest(issuer, { grant_type: 'refresh_token', client_id: clientId, refresh_token: refreshToken });
 

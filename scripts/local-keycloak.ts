@@ -4,7 +4,7 @@
 // from test/keycloak/. Never the machine's Keycloak; `npm start` never starts one.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from './dev-server';
@@ -33,6 +33,13 @@ export type TestOperator = keyof typeof TEST_OPERATORS;
 // Build-time options: Keycloak re-augments itself (about 15 s) whenever they change, so every
 // instance passes the same ones and the first start after unpacking does it once, under a lock.
 const BUILD_OPTIONS = ['--health-enabled=true'];
+/**
+ * The Shared Signals flavour (issue #13): Keycloak's experimental SSF transmitter, in a copy of
+ * the distribution of its own, so the plain build shared by every other test is never re-augmented.
+ */
+const SSF_BUILD_OPTIONS = [...BUILD_OPTIONS, '--features=ssf'];
+// Cordon's receiver runs on loopback over http: Keycloak refuses such push targets unless told.
+const SSF_RUNTIME_OPTIONS = ['--spi-ssf-transmitter--default--allow-insecure-push-targets=true'];
 
 export interface LocalKeycloak {
   /** Base URL, as CORDON_KEYCLOAK_URL. */
@@ -159,26 +166,43 @@ function memoryOf(pid: number | undefined): { rss: number; peak: number } {
 }
 
 /** Starts a private Keycloak with the test realm; stopping it removes its folder. */
-export async function startKeycloak(): Promise<LocalKeycloak> {
+export async function startKeycloak(o: { sharedSignals?: boolean } = {}): Promise<LocalKeycloak> {
   const missing = keycloakMissing();
   if (missing.length) throw new Error(`keycloak: cannot run Keycloak here: ${missing.join(', ')} not installed (Debian: apt-get install openjdk-17-jre-headless maven)`);
   mkdirSync(userCacheDir(), { recursive: true });
-  const dist = distDir();
+  const dist = o.sharedSignals ? `${distDir()}-ssf` : distDir();
+  const build = o.sharedSignals ? SSF_BUILD_OPTIONS : BUILD_OPTIONS;
+  const run = o.sharedSignals ? SSF_RUNTIME_OPTIONS : [];
   const lock = `${dist}.lock`;
   const marker = join(dist, '.cordon-build-options');
-  const built = () => existsSync(marker) && readFileSync(marker, 'utf8') === BUILD_OPTIONS.join(' ');
-  if (built()) return launch(dist);
+  const built = () => existsSync(marker) && readFileSync(marker, 'utf8') === build.join(' ');
+  if (built()) return launch(dist, build, run);
   // First use: unpack, then let the first start re-augment, with nobody else doing the same.
   return withLock(lock, async () => {
-    if (!existsSync(kcSh(dist))) install(dist);
-    if (built()) return launch(dist);
-    const kc = await launch(dist);
-    writeFileSync(marker, BUILD_OPTIONS.join(' '));
+    if (!existsSync(kcSh(dist))) {
+      if (o.sharedSignals) await withLock(`${distDir()}.lock`, async () => (existsSync(kcSh(distDir())) ? copyDist(distDir(), dist) : install(dist)));
+      else install(dist);
+    }
+    if (built()) return launch(dist, build, run);
+    const kc = await launch(dist, build, run);
+    writeFileSync(marker, build.join(' '));
     return kc;
   });
 }
 
-async function launch(dist: string): Promise<LocalKeycloak> {
+/** A whole copy of an unpacked distribution (never half: copied aside, then renamed). */
+function copyDist(from: string, to: string): void {
+  const work = mkdtempSync(join(userCacheDir(), '.keycloak-copy-'));
+  try {
+    cpSync(from, join(work, 'dist'), { recursive: true, verbatimSymlinks: true });
+    rmSync(join(work, 'dist', '.cordon-build-options'), { force: true });
+    renameSync(join(work, 'dist'), to);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function launch(dist: string, build: string[], run: string[]): Promise<LocalKeycloak> {
   const t0 = Date.now();
   const home = instanceHome(dist);
   const [port, managementPort] = [await freePort(), await freePort()];
@@ -201,7 +225,8 @@ async function launch(dist: string): Promise<LocalKeycloak> {
       kcSh(dist),
       `-Dkc.home.dir=${home}`, // a later -D wins: data and import live in the instance's folder
       'start-dev',
-      ...BUILD_OPTIONS,
+      ...build,
+      ...run,
       '--import-realm',
       '--http-host=127.0.0.1',
       `--http-port=${port}`,

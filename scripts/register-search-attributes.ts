@@ -1,22 +1,15 @@
 // Registers Cordon's search attributes on the cluster envconfig points at (the local dev server
 // registers them at start). Needed once per namespace on a self-hosted cluster.
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
-import { SearchAttributeType } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
 import { connectClient, temporalTarget } from '../client/connection';
+import { addMissingSearchAttributes } from './search-attributes-admin';
 
 async function main(): Promise<void> {
   const target = temporalTarget();
   const client = await connectClient(target);
-  const existing = await client.connection.operatorService.listSearchAttributes({ namespace: target.namespace });
-  const missing = ALL_SEARCH_ATTRIBUTES.filter((k) => existing.customAttributes?.[k.name] === undefined);
-  if (!missing.length) return console.log(`all ${ALL_SEARCH_ATTRIBUTES.length} Cordon search attributes exist on ${target.address}/${target.namespace}`);
-  const T = temporal.api.enums.v1.IndexedValueType;
-  await client.connection.operatorService.addSearchAttributes({
-    namespace: target.namespace,
-    searchAttributes: Object.fromEntries(missing.map((k) => [k.name, k.type === SearchAttributeType.INT ? T.INDEXED_VALUE_TYPE_INT : T.INDEXED_VALUE_TYPE_KEYWORD])),
-  });
-  console.log(`registered ${missing.map((k) => k.name).join(', ')} on ${target.address}/${target.namespace}`);
+  const added = await addMissingSearchAttributes(client.connection.operatorService, target.namespace);
+  if (!added.length) return console.log(`all ${ALL_SEARCH_ATTRIBUTES.length} Cordon search attributes exist on ${target.address}/${target.namespace}`);
+  console.log(`registered ${added.join(', ')} on ${target.address}/${target.namespace}`);
 }
 
 main().catch((err) => {

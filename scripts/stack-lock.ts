@@ -8,7 +8,7 @@ import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSyn
 import { join } from 'node:path';
 import { z } from 'zod';
 
-const Held = z.object({ pid: z.number().int(), startedAt: z.string(), serverPid: z.number().int().optional(), dbFile: z.string().optional(), workerPid: z.number().int().optional() });
+const Held = z.object({ pid: z.number().int(), startedAt: z.string(), serverPid: z.number().int().optional(), dbFile: z.string().optional(), workerPid: z.number().int().optional(), apiPid: z.number().int().optional() });
 type Held = z.infer<typeof Held>;
 
 export interface StackLock {
@@ -74,18 +74,28 @@ function writeWhole(file: string, held: Held, exclusive: boolean): boolean {
   }
 }
 
-/** Stops what a stack that did not stop cleanly left running: its worker, then its server. */
+/** Stops what a stack that did not stop cleanly left running: its HTTP API and worker, then its server. */
+/** Signals `pid`; one that has exited in the meantime (its parent's guard may stop it) is fine. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
 function stopLeftovers(held: Held): void {
   const leftovers = [
+    held.apiPid && still(held.apiPid, (cmd) => cmd.includes('server/main.ts')) && { pid: held.apiPid, what: 'HTTP API' },
     held.workerPid && still(held.workerPid, (cmd) => cmd.includes('workers/main.ts')) && { pid: held.workerPid, what: 'worker' },
     held.serverPid && held.dbFile && still(held.serverPid, (cmd) => cmd.includes('start-dev') && cmd.includes(held.dbFile!)) && { pid: held.serverPid, what: `Temporal server on ${held.dbFile}` },
   ].filter((x): x is { pid: number; what: string } => !!x);
   for (const { pid, what } of leftovers) {
     console.warn(`cordon: the ${what} (pid ${pid}) of a stack that did not stop cleanly is still running: stopping it`);
-    process.kill(pid, 'SIGTERM');
+    signal(pid, 'SIGTERM');
     const until = Date.now() + 10_000;
     while (alive(pid) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    if (alive(pid)) signal(pid, 'SIGKILL');
   }
 }
 

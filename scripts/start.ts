@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { loadConfig } from '../activities/config';
 import { temporalTarget } from '../client/connection';
 import { startDevIssuer } from '../client/dev-issuer';
+import { uiBase, viewLines } from '../client/views';
 import { startDevServer, type DevServer } from './dev-server';
 import { acquireStackLock, type StackLock } from './stack-lock';
 import { resolveTemporalCli } from './temporal-cli';
@@ -26,6 +27,7 @@ let starting: Promise<unknown> | undefined;
 let server: DevServer | undefined;
 let devIssuer: Awaited<ReturnType<typeof startDevIssuer>> | undefined;
 let worker: ChildProcess | undefined;
+let api: ChildProcess | undefined;
 let stopping = false;
 
 const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
@@ -35,20 +37,22 @@ const exited = (c: ChildProcess) => (running(c) ? new Promise<void>((ok) => c.on
 async function stop(why: string, code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  console.log(`\ncordon: ${why}: stopping${worker ? ' the worker, then' : ''} the server`);
+  console.log(`\ncordon: ${why}: stopping${api ? ' the HTTP API,' : ''}${worker ? ' the worker, then' : ''} the server`);
   abort.abort(); // a server still starting: startDevServer stops it and rejects
-  if (worker && running(worker)) {
-    // Its own process group: `--import tsx` may add a child; the SDK drains within its grace time.
+  // The HTTP API first (no new work), then the worker. Each runs in its own process group:
+  // `--import tsx` may add a child; the SDK drains within its grace time.
+  for (const child of [api, worker]) {
+    if (!child || !running(child)) continue;
     const group = (sig: NodeJS.Signals) => {
       try {
-        process.kill(-worker!.pid!, sig);
+        process.kill(-child.pid!, sig);
       } catch {
         // gone
       }
     };
     group('SIGTERM');
     const timer = setTimeout(() => group('SIGKILL'), 15_000);
-    await exited(worker);
+    await exited(child);
     clearTimeout(timer);
   }
   await starting?.catch(() => undefined);
@@ -101,12 +105,24 @@ async function main(): Promise<void> {
     console.log(`cordon:   gRPC  ${server.address}`);
     console.log(`cordon:   UI    ${server.uiAddress}/namespaces/default/workflows`);
     server.process.once('exit', (code, sig) => void stop(`temporal server exited (${sig ?? code})`, 1));
+    console.log('cordon: ready-made views (Cordon\'s columns: see README, "Watching"):');
+    for (const line of viewLines(server.uiAddress!, 'default')) console.log(`cordon: ${line}`);
+  }
+  if (target.external && process.env.CORDON_UI_URL) {
+    console.log('cordon: ready-made views:');
+    for (const line of viewLines(uiBase(), target.namespace)) console.log(`cordon: ${line}`);
   }
   if (stopping) return;
   worker = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'workers', 'main.ts')], { stdio: 'inherit', env: workerEnv, detached: true });
   lock.record({ workerPid: worker.pid });
-  console.log('cordon: worker starting; try `npm run cordon -- demo` in another terminal. Ctrl-C stops everything.');
   worker.once('exit', (code, sig) => void stop(`worker exited (${sig ?? code})`, code === 0 ? 0 : 1));
+  // The HTTP API and Shared Signals endpoints, beside the worker and with the same settings.
+  if (config.http.port) {
+    api = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'server', 'main.ts')], { stdio: 'inherit', env: workerEnv, detached: true });
+    lock.record({ apiPid: api.pid });
+    api.once('exit', (code, sig) => void stop(`HTTP API exited (${sig ?? code})`, code === 0 ? 0 : 1));
+  }
+  console.log(`cordon: worker starting${api ? `, HTTP API on http://${config.http.host}:${config.http.port}` : ''}; try \`npm run cordon -- demo\` in another terminal. Ctrl-C stops everything.`);
 }
 
 main().catch((err) => {

@@ -167,7 +167,8 @@ describe('dependency gate', () => {
     ]);
     const dependents = [{ name: 'nightly payments job', address: '10.0.0.5' }];
     await scenario({ policy, identity: { ...labIdentity(), dependents } }, async (sc) => {
-      const waiting = await sc.until('dependency check', (s) => s.waiting?.for === 'dependencies');
+      // The gate opens before its first check has answered: wait for the check's result.
+      const waiting = await sc.until('dependency check', (s) => s.waiting?.for === 'dependencies' && /dependent\(s\)/.test(s.waiting.detail));
       assert.match(waiting.waiting!.detail, /1 dependent\(s\) still use .*: nightly payments job/);
       assert.equal((await sc.identity()).enabled, true);
       await sc.command('dependencies-cleared', 'job moved to its own service account');

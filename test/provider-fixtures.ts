@@ -49,8 +49,18 @@ export interface ProviderFixture {
   name: string;
   provider: IdentityProvider;
   seed(): Promise<Seeded>;
-  /** Opens a connection as the identity (a session the provider can see), named `client` (default attacker-tool) from 127.0.0.1. */
+  /**
+   * Opens a connection as the identity (a session the provider can see), made by the program
+   * `client` (default attacker-tool); attacker-tool connects from 127.0.0.1.
+   */
   connect(identityId: string, password: string, client?: string): Promise<Connection>;
+  /**
+   * The name the provider gives a session that connect(`identityId`, …, `client`) opened, when it
+   * is not `client` itself. Most systems show the name the connecting program chose; a Keycloak client's tokens
+   * always name the client (client credentials are its own), whoever uses them: there the
+   * attacker's program and the owner's differ only in where they connect from.
+   */
+  nameSeen?(identityId: string, client: string): string;
   /** An identity the provider must refuse to contain. */
   protectedId?: string;
   /** What a worker's configuration needs to reach the same system. */
@@ -244,12 +254,16 @@ const roles = (jwt: string) => {
   return [...(c.realm_access?.roles ?? []), ...Object.entries(c.resource_access ?? {}).flatMap(([client, r]) => r.roles.map((x) => `${client}:${x}`))];
 };
 
-/** Signs a user in as its owner would: the direct grant, or the browser when Keycloak wants a new password first. */
-export async function keycloakSignIn(kc: TestKeycloak, username: string, password: string): Promise<TokenSet> {
+/**
+ * Signs a user in as its owner would: the direct grant, or the browser when Keycloak wants a new
+ * password first; through the OAuth client `client` (the realm's test-app, attacker-tool and
+ * billing-app are alike), which Keycloak names as the session's client.
+ */
+export async function keycloakSignIn(kc: TestKeycloak, username: string, password: string, client = APP): Promise<TokenSet> {
   try {
-    return await passwordGrant(kc.issuer, APP, username, password);
+    return await passwordGrant(kc.issuer, client, username, password);
   } catch (err) {
-    if (err instanceof OidcError && /not fully set up/.test(err.description)) return browserSignIn(kc.issuer, APP, APP_REDIRECT, username, password);
+    if (err instanceof OidcError && /not fully set up/.test(err.description)) return browserSignIn(kc.issuer, client, APP_REDIRECT, username, password);
     throw err;
   }
 }
@@ -258,9 +272,9 @@ export async function keycloakSignIn(kc: TestKeycloak, username: string, passwor
  * A client's token, checked by introspection. A client whose not-before was set this very second
  * gets a token Keycloak refuses until the next one: like a real client after a 401, it asks again.
  */
-export async function keycloakClientToken(kc: TestKeycloak, clientId: string, secret: string): Promise<TokenSet> {
+export async function keycloakClientToken(kc: TestKeycloak, clientId: string, secret: string, from?: string): Promise<TokenSet> {
   for (let attempt = 0; ; attempt++) {
-    const t = await clientCredentialsGrant(kc.issuer, clientId, secret);
+    const t = await clientCredentialsGrant(kc.issuer, clientId, secret, from);
     if ((await introspect(kc.issuer, kc.introspector, t.access_token)).active || attempt === 2) return t;
     await new Promise((r) => setTimeout(r, 1000));
   }
@@ -275,6 +289,14 @@ export function keycloakFixture(kc: TestKeycloak, kind: 'user' | 'client'): Prov
     if (!info.active) throw new Error('keycloak: token inactive');
     if (!roles(token).includes(role)) throw new Error(`keycloak: ${role} not in the token`);
   };
+  // A client identity: every program holding its secret gets tokens in the client's own name, so
+  // each program connects from a loopback address of its own (attacker-tool from 127.0.0.1), as
+  // the attacker's machine and the owner's service would.
+  const addresses = new Map<string, string>([['attacker-tool', '127.0.0.1']]);
+  const addressOf = (client: string) => {
+    if (!addresses.has(client)) addresses.set(client, `127.0.0.${addresses.size + 1}`);
+    return addresses.get(client)!;
+  };
   return {
     name: `keycloak (${kind})`,
     provider,
@@ -286,27 +308,30 @@ export function keycloakFixture(kc: TestKeycloak, kind: 'user' | 'client'): Prov
       const identityId = kind === 'user' ? await setup.user(name, secret) : await setup.client(name, secret);
       return { identityId, password: secret, keep: KEYCLOAK_SEED.keep, notHeld: 'realm-role:never-granted' };
     },
-    async connect(identityId, secret) {
+    async connect(identityId, secret, client = 'attacker-tool') {
       const { name } = parseIdentity(identityId)!;
       if (kind === 'client') {
         // A client holds a token; using it means presenting it to the resource server.
-        const t = await keycloakClientToken(kc, name, secret);
+        const t = await keycloakClientToken(kc, name, secret, addressOf(client));
         return { approved: () => need(t.access_token, 'orders-reader'), outside: () => need(t.access_token, 'payments-admin'), close: async () => {} };
       }
-      // A user holds a refresh token; using it means refreshing (the session must be alive), then presenting the new access token.
-      let tokens = await keycloakSignIn(kc, name, secret);
+      // A user holds a refresh token of the OAuth client it signed in through (the program's own,
+      // as an attacker's tool would be); using it means refreshing (the session must be alive),
+      // then presenting the new access token.
+      let tokens = await keycloakSignIn(kc, name, secret, client);
       const use = async (role: string) => {
-        tokens = await refreshGrant(kc.issuer, APP, tokens.refresh_token!);
+        tokens = await refreshGrant(kc.issuer, client, tokens.refresh_token!);
         await need(tokens.access_token, role);
       };
       return {
         approved: () => use('orders-reader'),
         outside: () => use('payments-admin'),
         close: async () => {
-          await fetch(`${kc.issuer}/protocol/openid-connect/logout`, { method: 'POST', body: new URLSearchParams({ client_id: APP, refresh_token: tokens.refresh_token! }) }).catch(() => undefined);
+          await fetch(`${kc.issuer}/protocol/openid-connect/logout`, { method: 'POST', body: new URLSearchParams({ client_id: client, refresh_token: tokens.refresh_token! }) }).catch(() => undefined);
         },
       };
     },
+    ...(kind === 'client' ? { nameSeen: (identityId: string) => parseIdentity(identityId)!.name } : {}),
     close: () => provider.close(),
   };
 }

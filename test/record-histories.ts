@@ -136,3 +136,13 @@ test('record: continue-as-new during a dependency wait', () =>
       await save(sc, 'continued-as-new', first);
     },
   ));
+
+test('record: a cancellation request refused while evidence is in flight, the ladder goes on', () =>
+  scenario({ policy: policyWith(approvalLadder().slice(0, 1), { retainFor: '1s' }), identity: { ...labIdentity(), faults: { evidenceDelayMs: 1000 } } }, async (sc) => {
+    await sc.until('approval to restrict', (s) => s.waiting?.for === 'approval');
+    await sc.client.workflow.getHandle(sc.workflowId).cancel();
+    await sc.until('the refusal on the record', (s) => s.actions.some((a) => a.action === 'cancel'));
+    await sc.command('advance', 'approved after the cancellation attempt');
+    await sc.client.workflow.getHandle(sc.workflowId).result();
+    await save(sc, 'cancel-refused');
+  }));

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startDevIssuer } from '../client/dev-issuer';
+import { freePort } from '../scripts/dev-server';
 import { resolveTemporalCli } from '../scripts/temporal-cli';
 import { resolveTemporalServer } from '../scripts/temporal-server';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
@@ -30,6 +31,8 @@ async function main(): Promise<number> {
       console.error(`cordon test: ${sig}; stopping the servers`);
     });
   }
+  const uiPort = await freePort();
+  const uiUrl = `http://127.0.0.1:${uiPort}`;
   // The cluster test runs on the Temporal server and its schema tool: built once into the user
   // cache (minutes), before any test's clock starts. No Go and no build fails CI; elsewhere the
   // cluster test is skipped with the reason.
@@ -53,9 +56,12 @@ async function main(): Promise<number> {
       server: {
         executable: cli.path ? { type: 'existing-path', path: cli.path } : { type: 'cached-download' },
         searchAttributes: ALL_SEARCH_ATTRIBUTES,
+        // The UI too, on a free port: test/ui.test.ts drives it in a real browser.
+        ui: true,
+        uiPort,
         log: { format: 'pretty', level: 'error' },
       },
-    }).then((e) => (console.log(`cordon test: dev server (${cli.source}) at ${e.address}, up in ${Date.now() - t0} ms`), e)),
+    }).then((e) => (console.log(`cordon test: dev server (${cli.source}) at ${e.address}, UI at ${uiUrl}, up in ${Date.now() - t0} ms`), e)),
     startTestServices(),
   ]);
   if (server.status === 'rejected' || provided.status === 'rejected') {
@@ -73,7 +79,7 @@ async function main(): Promise<number> {
     // Asynchronous on purpose: the development issuer answers JWKS requests from this process.
     const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
       stdio: 'inherit',
-      env: { ...process.env, ...services.env, ...issuer.env, ...clusterEnv, CORDON_TEST_ISSUER_DIR: issuerDir, CORDON_TEST_TEMPORAL_ADDRESS: env.address },
+      env: { ...process.env, ...services.env, ...issuer.env, ...clusterEnv, CORDON_TEST_ISSUER_DIR: issuerDir, CORDON_TEST_TEMPORAL_ADDRESS: env.address, CORDON_TEST_UI_URL: uiUrl },
     });
     return await new Promise<number>((done) => child.once('exit', (code) => done(code ?? 1)));
   } finally {

@@ -70,14 +70,14 @@ after(() => {
 });
 
 async function npmStart(dataDir: string): Promise<Stack> {
-  const [port, uiPort] = [await freePort(), await freePort()];
+  const [port, uiPort, httpPort] = [await freePort(), await freePort(), await freePort()];
   // Only the stack's own settings: never the suite's Temporal or provider configuration.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|CORDON_)/.test(k)));
   const child = spawn('npm', ['start'], {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...env, CORDON_DATA_DIR: dataDir, CORDON_TEMPORAL_PORT: String(port), CORDON_UI_PORT: String(uiPort), CORDON_METRICS_PORT: '0' },
+    env: { ...env, CORDON_DATA_DIR: dataDir, CORDON_TEMPORAL_PORT: String(port), CORDON_UI_PORT: String(uiPort), CORDON_METRICS_PORT: '0', CORDON_HTTP_PORT: String(httpPort) },
   });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => void (out += d.toString()));
@@ -87,8 +87,9 @@ async function npmStart(dataDir: string): Promise<Stack> {
   const lockFile = join(dataDir, 'stack.lock');
   const watch = setInterval(() => {
     try {
-      const held = JSON.parse(readFileSync(lockFile, 'utf8')) as { pid: number; workerPid?: number };
+      const held = JSON.parse(readFileSync(lockFile, 'utf8')) as { pid: number; workerPid?: number; apiPid?: number };
       if (held.workerPid) workers.add(held.workerPid);
+      if (held.apiPid) workers.add(held.apiPid); // the HTTP API: its own process group too
     } catch {
       // no lock (yet, or any more)
     }

@@ -6,6 +6,9 @@ import { closeProviders, createProviders, type ProviderRegistry } from '../activ
 import { loadOrCreateSealKey } from '../activities/command-seal';
 import { OperatorVerifier } from '../activities/operator-auth';
 import { loadApprovedPolicy } from '../activities/policy-store';
+import { loadSsfSettings } from '../activities/ssf-config';
+import { loadOrCreateSigningKey } from '../activities/ssf-keys';
+import { createTransmitActivities } from '../activities/ssf-transmit';
 import { openStateStores } from '../activities/stores';
 import type { ApprovedPolicy } from '../workflows/contract';
 
@@ -31,6 +34,9 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ work
   // Refuses to start on an invalid policy or sealing key, before anything polls.
   const policy = loadApprovedPolicy(o.config.policyFile);
   const seal = await loadOrCreateSealKey(o.config.dataDir, o.config.sealKeyFile);
+  // The receivers this worker pushes Cordon's SETs to; an invalid SSF file stops it here.
+  const ssf = loadSsfSettings(o.config.ssf.file);
+  const signing = await loadOrCreateSigningKey(o.config.dataDir, o.config.ssf.signingKeyFile);
   const providers = o.providers ?? createProviders(o.config);
   // Files beside the data by default; PostgreSQL when CORDON_STATE_URL is set (several workers).
   const state = openStateStores(o.config);
@@ -42,6 +48,7 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<{ work
       policy,
       operators: new OperatorVerifier(o.config.oidc, seal.privateJwk),
     }),
+    ...createTransmitActivities({ settings: ssf, issuer: o.config.ssf.issuer, signingKey: signing.privateJwk }),
     noop,
   };
   const close = async () => {

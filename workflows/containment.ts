@@ -5,9 +5,11 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   allHandlersFinished,
   condition,
   continueAsNew,
+  isCancellation,
   log,
   patched,
   proxyActivities,
@@ -17,6 +19,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { ContainmentActivities } from './contract';
 import { containmentWorkflowId, dryRunWorkflowId, sameIdentity, shortHash } from './ids';
 import { legacyContainmentV2, type LegacyContainmentInput } from './legacy/containment-v2';
@@ -31,8 +34,6 @@ import {
   describeIssues,
   type ActionRecord,
   type ActionResult,
-  type CommandType,
-  type CordonRole,
   type LadderPosition,
   type Principal,
   type Receipt,
@@ -43,6 +44,8 @@ import {
   type Waiting,
 } from './schemas';
 import { SA } from './search-attributes';
+import { COMMAND_ROLES } from './roles';
+import { securityEvents } from './transmit';
 
 export const V3_PATCH = 'v3-trusted-control-plane';
 
@@ -102,15 +105,8 @@ const POSITION_OF: Record<StageName, LadderPosition> = { restrict: 'restricted',
 /** Suppressions rollback can lift (revoked sessions and tokens stay revoked). */
 const LIFTABLE: SuppressionAction[] = ['revoke-sessions', 'block-high-risk-apis', 'force-step-up'];
 const CLOSED = ['aborted', 'rolled-back'];
-/** Who may give which command. Tokens' roles are mapped to these on the worker. */
-const MAY: Record<CommandType, CordonRole[]> = {
-  advance: ['responder', 'lead'],
-  hold: ['responder', 'lead'],
-  resume: ['responder', 'lead'],
-  'dependencies-cleared': ['responder', 'lead'],
-  abort: ['lead'],
-  rollback: ['lead'],
-};
+/** Who may give which command (shared with the HTTP API, which refuses earlier). */
+const MAY = COMMAND_ROLES;
 /** Action records kept in state; older ones move to the evidence store by hash. */
 const KEEP_ACTIONS = 60;
 const KEEP_SIGNALS = 20;
@@ -118,6 +114,16 @@ const DEFAULT_HISTORY_LIMIT = 5000;
 
 export async function containment(input: ContainmentInput): Promise<ContainmentState> {
   if (!patched(V3_PATCH)) return legacyContainmentV2(input as unknown as LegacyContainmentInput);
+  // A cancellation request (the UI's "Request Cancellation", `temporal workflow cancel`) is refused:
+  // it is recorded in the actions and the ladder goes on. It names no verified operator (Temporal
+  // does not say who sent it), while stopping a containment is an "abort" that needs a lead's token;
+  // honouring it would reopen the door the control plane closed, and would cut activities off in
+  // flight, leaving a cut half-made. So the whole ladder and every handler run shielded from it.
+  const cancelRequested = CancellationScope.current().cancelRequested;
+  return CancellationScope.nonCancellable(() => containmentV3(input, cancelRequested));
+}
+
+async function containmentV3(input: ContainmentInput, cancelRequested: Promise<never>): Promise<ContainmentState> {
 
   // ---- input: refused before any action ------------------------------------------------------
   const info = workflowInfo();
@@ -134,11 +140,17 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   }
   const historyLimit = Math.min(Math.max(input.historyLimit ?? DEFAULT_HISTORY_LIMIT, 200), 9000);
   const target: Target = { provider: first.provider, identityId: first.identityId, kind: first.identityKind };
+  /** The identity as activity and timer summaries name it in the UI's timeline (plain text there, not markdown). */
+  const on = `${first.identityId} on ${first.provider}`;
   const now = () => new Date().toISOString();
 
   // ---- state: fresh, or carried from the run before ---------------------------------------------
   const carried = input.carried;
-  const approved = carried ? undefined : await local.loadPolicy(dryRun ? (input.candidatePolicy ?? input.policy) : undefined);
+  const approved = carried
+    ? undefined
+    : await local.loadPolicy.executeWithOptions({ summary: dryRun ? 'policy: validate the candidate (dry run)' : "policy: load the worker's approved policy" }, [
+        dryRun ? (input.candidatePolicy ?? input.policy) : undefined,
+      ]);
   const policy: Policy = carried?.policy ?? approved!.policy;
   const state: ContainmentState = carried?.state ?? {
     containmentId: info.workflowId,
@@ -179,30 +191,113 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   const record = (action: string, actor: string, outcome: ActionRecord['outcome'], detail: string, extra: Partial<ActionRecord> = {}) => {
     state.actions.push({ action, actor, outcome, detail, ...extra, at: extra.at ?? now() });
   };
+  const ssf = securityEvents({ target, dryRun, record }); // SETs to receivers, never on the critical path
   const ruleActor = () => `policy:${state.plan.policyVersion}/${state.plan.rule}`;
   const failureText = (err: unknown) => (err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message);
 
   // ---- what operators see -------------------------------------------------------------------
-  let published = '';
+  const standingOf = () => `${state.position}/${state.status}/${state.waiting?.for ?? 'none'}`;
+  let standing = carried ? standingOf() : undefined;
+  state.since ??= state.startedAt;
+  let doing: string | undefined; // the step running now, for the headline
+  const upserted = new Map<string, string | number | boolean | null>();
   const publish = () => {
-    // Upsert only on change: each upsert is a history event, details are not.
-    if (published !== `${state.position}/${state.status}`) {
-      published = `${state.position}/${state.status}`;
-      upsertSearchAttributes([
-        { key: SA.stage, value: state.position },
-        { key: SA.status, value: state.status },
-      ]);
+    if (standing !== undefined && standingOf() !== standing) state.since = now();
+    standing = standingOf();
+    // Upsert only what changed: each upsert is a history event, details are not.
+    const deadline = state.waiting?.deadline;
+    const wanted: SearchAttributeUpdatePair[] = [
+      { key: SA.stage, value: state.position },
+      { key: SA.status, value: state.status },
+      { key: SA.waitingFor, value: CLOSED.includes(state.status) ? 'none' : (state.waiting?.for ?? 'none') },
+      { key: SA.stageSince, value: new Date(state.since!) },
+      { key: SA.nextDeadline, value: deadline ? new Date(deadline) : null },
+      { key: SA.dryRun, value: dryRun },
+    ];
+    const plain = (v: SearchAttributeUpdatePair['value']) => (v instanceof Date ? v.toISOString() : Array.isArray(v) ? v.join(',') : v);
+    const changed = wanted.filter((p) => upserted.get(p.key.name) !== plain(p.value));
+    if (changed.length) {
+      upsertSearchAttributes(changed);
+      for (const p of changed) upserted.set(p.key.name, plain(p.value));
     }
-    const w = state.waiting;
-    const next = w
-      ? `\n\n**Waiting for ${w.for}** (gate \`${w.gate}\`): ${md(w.detail)}${w.deadline ? ` · until ${w.deadline}` : ''}${w.approvedBy?.length ? ` · approved by ${w.approvedBy.map((a) => md(a.username)).join(', ')} (${w.approvedBy.length}/${w.approversNeeded})` : ''}`
-      : '';
-    const rb = state.rollbackApprovals?.length ? `\n\n**Rollback approved by** ${state.rollbackApprovals.map((a) => md(a.username)).join(', ')} (${state.rollbackApprovals.length}/${state.plan.rollback.approvers})` : '';
-    const last = state.actions.slice(-5).map((a) => `- ${a.at.slice(11, 19)} ${md(a.action)}: ${a.outcome} (${md(a.actor)})${a.outcome === 'rejected' || a.outcome === 'failed' ? ` ${md(a.detail.slice(0, 120))}` : ''}`).join('\n');
-    setCurrentDetails(
-      `**${state.status}** at **${state.position}**${dryRun ? ' (dry run)' : ''} · plan \`${md(state.plan.rule)}\` · policy ${md(state.policy?.version ?? '?')} \`${(state.policy?.sha256 ?? '').slice(0, 12)}\`${next}${rb}\n\n${last}`,
-    );
+    setCurrentDetails(details());
   };
+
+  /** "14:05:10 UTC", with the date when it is not today (workflow time). */
+  const clock = (iso: string) => `${iso.slice(0, 10) === now().slice(0, 10) ? '' : `${iso.slice(0, 10)} `}${iso.slice(11, 19)} UTC`;
+  /** "in 4m" from now (workflow time; details are rewritten on every change, not every minute). */
+  const until = (iso: string) => {
+    const ms = Date.parse(iso) - Date.now();
+    return ms <= 0 ? 'due now' : `in ${span(ms)}`;
+  };
+
+  /** One line: the stage, how it stands and since when, what happens next and when. */
+  const headline = (): string => {
+    const w = state.waiting;
+    const who = (n: number) => (n > 1 ? `${n} different responders or leads` : 'a responder or lead');
+    const gate = w ? ` (gate \`${w.gate}\`)` : '';
+    const how =
+      state.status === 'needs-attention' ? 'needs attention'
+      : w?.for === 'approval' ? 'waiting for approval'
+      : w?.for === 'dependencies' ? 'waiting for dependents to go'
+      : w?.for === 'hold' ? 'on hold'
+      : state.status;
+    let next: string;
+    if (CLOSED.includes(state.status) || (!w && state.closedReason)) next = md(state.closedReason ?? state.status);
+    else if (closing) next = `${closing.type} requested by ${md(closing.by)}: in progress`;
+    else if (!w) next = doing ? `running ${doing} now` : 'working';
+    else if (w.for === 'timer') next = `next: ${w.stage} at ${clock(w.deadline!)}, ${until(w.deadline!)}${gate}; "advance" runs it now`;
+    else if (w.for === 'approval') {
+      const got = w.approvedBy ?? [];
+      const so = got.length ? `; approved so far by ${got.map((a) => md(a.username)).join(', ')} (${got.length} of ${w.approversNeeded})` : '';
+      next = `next: ${w.stage} once approved by ${who(w.approversNeeded ?? 1)}${gate}${so}`;
+    } else if (w.for === 'dependencies') next = `next: ${w.stage} once no dependents remain, or needs attention at ${clock(w.deadline!)}, ${until(w.deadline!)}${gate}`;
+    else if (w.for === 'hold') next = `next: ${w.stage ?? 'the ladder'} after "resume"${gate}`;
+    else if (w.for === 'attention') next = `${md(w.detail.slice(0, 160))}${gate}`;
+    else next = w.deadline ? `${state.status === 'watching' ? 'watching' : 'contained'}: open for rollback until ${clock(w.deadline)}, ${until(w.deadline)}, then closes` : md(w.detail);
+    return `${dryRun ? 'DRY RUN · ' : ''}**${state.position}** · ${how} since ${clock(state.since!)} · ${next}`;
+  };
+
+  /** Current details: the headline, then the plan and evidence, then the last actions in time order, with reasons. */
+  const details = (): string => {
+    // Code spans show backslashes literally: only text that cannot hold a backtick goes in one
+    // (rule names, hashes, gate ids); everything else is escaped with md().
+    const facts = [
+      `plan \`${state.plan.rule}\``,
+      `policy ${md(state.policy?.version ?? '?')} \`${(state.policy?.sha256 ?? '').slice(0, 12)}\``,
+      `${state.signalCount ?? state.signals.length} signal(s)`,
+    ];
+    const newest = state.evidence.at(-1);
+    if (newest) facts.push(`${state.evidence.length} evidence artifact(s), newest \`cordon evidence ${newest.sha256.slice(0, 12)}\``);
+    const rb = state.rollbackApprovals?.length ? `\n\n**Rollback approved by** ${state.rollbackApprovals.map((a) => md(a.username)).join(', ')} (${state.rollbackApprovals.length} of ${state.plan.rollback.approvers})` : '';
+    const last = [...state.actions]
+      .map((a, i) => ({ a, i }))
+      .sort((x, y) => x.a.at.localeCompare(y.a.at) || x.i - y.i)
+      .slice(-5)
+      .map(({ a }) => {
+        // One line each in the UI's panel (it clips, it does not scroll): hashes cut to 12 digits, the policy named once above.
+        const text = a.detail.replace(/\b([0-9a-f]{12})[0-9a-f]{52}\b/g, '$1');
+        const actor = a.actor.startsWith('policy:') ? 'policy' : a.actor.slice(0, 24);
+        return `- ${a.at.slice(11, 19)} ${md(a.action)} **${a.outcome}** (${md(actor)}): ${md(text.slice(0, 64))}${text.length > 64 ? '…' : ''}`;
+      })
+      .join('\n');
+    // The UI (2.42) sizes its details frame to the body without the body's margins, so the last
+    // ~15px are clipped: a trailing paragraph of one no-break space takes the clip, not an action.
+    // Who still depends on the identity is what an operator checks before clearing the gate.
+    const deps = state.waiting?.for === 'dependencies' ? `\n\n${md(state.waiting.detail.slice(0, 240))}` : '';
+    return `${headline()}${deps}\n\n${facts.join(' · ')}${rb}\n\n**Last actions** (UTC, newest last; all of them: \`cordon describe\`)\n\n${last}\n\n\u00a0`;
+  };
+
+  cancelRequested.catch((err: unknown) => {
+    if (!isCancellation(err)) return;
+    record(
+      'cancel',
+      'unknown (Temporal does not say who)',
+      'rejected',
+      `cancellation requested from the Temporal UI or API: refused, the containment goes on. A cancellation carries no verified operator; to stop it, a lead sends "abort" (cordon command ${info.workflowId} abort --reason …)`,
+    );
+    publish();
+  });
 
   /** Starts waiting for something; each wait gets a fresh gate id that an advance must name. */
   const wait = (w: Omit<Waiting, 'gate' | 'since'>, reuse?: Waiting): Waiting => {
@@ -309,7 +404,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     if (!c.token) return reject(c.type, 'unauthenticated', 'no token: every command carries the operator\'s sealed OIDC token (cordon command, or --print for the UI)');
     let verdict;
     try {
-      verdict = await local.verifyOperator(c.token, { workflowId: info.workflowId, type: c.type, gate: c.gate, reason: c.reason });
+      verdict = await local.verifyOperator.executeWithOptions({ summary: `verify: the token of a ${c.type} command` }, [c.token, { workflowId: info.workflowId, type: c.type, gate: c.gate, reason: c.reason }]);
     } catch (err) {
       return reject(c.type, 'unauthenticated', `the token could not be verified now (${failureText(err)}): try again`);
     }
@@ -325,13 +420,15 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
 
   setHandler(stateQuery, () => state);
   setHandler(policyQuery, () => ({ version: state.policy!.version, sha256: state.policy!.sha256, policy }));
-  setHandler(commandUpdate, handleCommand, { description: COMMAND_DESCRIPTION });
+  // Handlers run in the workflow's root scope: shielded too, so a cancellation request cannot cut them off.
+  const shielded = <T>(fn: () => Promise<T>) => CancellationScope.nonCancellable(fn);
+  setHandler(commandUpdate, (raw) => shielded(() => handleCommand(raw)), { description: COMMAND_DESCRIPTION });
   setHandler(
     commandSignal,
     async (raw) => {
       // A signal cannot answer; its refusal is in the containment's actions (recorded by handleCommand).
       try {
-        await handleCommand(raw);
+        await shielded(() => handleCommand(raw));
       } catch (err) {
         log.warn('command signal refused', { error: (err as Error).message });
       }
@@ -342,42 +439,44 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   // ---- joining signals: a repeat is a no-op, a harsher one escalates ---------------------------
   setHandler(
     identitySignal,
-    async (raw) => {
-      const p = IdentitySignal.safeParse(raw);
-      if (!p.success) return log.warn('identity signal rejected', { error: describeIssues(p.error) });
-      const s = p.data;
-      if (!sameIdentity(s, target)) return log.warn('identity signal for another identity ignored');
-      const h = shortHash(s.signalId);
-      if (seen.has(h)) return; // a repeat: a no-op by design
-      seen.add(h);
-      if (dryRun) return;
-      if (CLOSED.includes(state.status) || closing) {
-        // Never dropped: it starts the next containment of this identity once this one has closed.
-        pending.push(s);
-        record('signal', `signal:${s.signalId}`, 'skipped', `arrived while closing (${s.trigger}, confidence ${s.confidence}): starts a new containment after the close`);
-        return publish();
-      }
-      state.signals = [...state.signals, { signalId: s.signalId, trigger: s.trigger, confidence: s.confidence, receivedAt: now() }].slice(-KEEP_SIGNALS);
-      state.signalCount = (state.signalCount ?? state.signals.length) + 1;
-      const plan = evaluatePolicy(policy, s, { dryRun });
-      if (plan.severity <= state.plan.severity) return;
-      record('escalate', `policy:${plan.policyVersion}/${plan.rule}`, 'done', `signal ${s.signalId} (${s.trigger}, confidence ${s.confidence}) escalates ${state.plan.rule} → ${plan.rule}`);
-      state.plan = plan;
-      planVersion++;
-      upsertSearchAttributes([
-        { key: SA.trigger, value: s.trigger },
-        { key: SA.risk, value: Math.max(s.riskScore, first.riskScore) },
-      ]);
-      publish();
-      inflight++;
-      try {
-        await Promise.all([runSuppression(plan.suppress.filter((a) => !suppressed.has(a)), s), captureAll()]);
-      } finally {
-        inflight--;
-      }
-    },
+    (raw) => shielded(() => joinSignal(raw)),
     { description: IDENTITY_SIGNAL_DESCRIPTION },
   );
+
+  async function joinSignal(raw: unknown): Promise<void> {
+    const p = IdentitySignal.safeParse(raw);
+    if (!p.success) return log.warn('identity signal rejected', { error: describeIssues(p.error) });
+    const s = p.data;
+    if (!sameIdentity(s, target)) return log.warn('identity signal for another identity ignored');
+    const h = shortHash(s.signalId);
+    if (seen.has(h)) return; // a repeat: a no-op by design
+    seen.add(h);
+    if (dryRun) return;
+    if (CLOSED.includes(state.status) || closing) {
+      // Never dropped: it starts the next containment of this identity once this one has closed.
+      pending.push(s);
+      record('signal', `signal:${s.signalId}`, 'skipped', `arrived while closing (${s.trigger}, confidence ${s.confidence}): starts a new containment after the close`);
+      return publish();
+    }
+    state.signals = [...state.signals, { signalId: s.signalId, trigger: s.trigger, confidence: s.confidence, receivedAt: now() }].slice(-KEEP_SIGNALS);
+    state.signalCount = (state.signalCount ?? state.signals.length) + 1;
+    const plan = evaluatePolicy(policy, s, { dryRun });
+    if (plan.severity <= state.plan.severity) return;
+    record('escalate', `policy:${plan.policyVersion}/${plan.rule}`, 'done', `signal ${s.signalId} (${s.trigger}, confidence ${s.confidence}) escalates ${state.plan.rule} → ${plan.rule}`);
+    state.plan = plan;
+    planVersion++;
+    upsertSearchAttributes([
+      { key: SA.trigger, value: s.trigger },
+      { key: SA.risk, value: Math.max(s.riskScore, first.riskScore) },
+    ]);
+    publish();
+    inflight++;
+    try {
+      await Promise.all([runSuppression(plan.suppress.filter((a) => !suppressed.has(a)), s), captureAll()]);
+    } finally {
+      inflight--;
+    }
+  }
 
   // ---- steps --------------------------------------------------------------------------------
   /** Runs suppression actions in parallel; returns the actions that still failed after retries. */
@@ -388,11 +487,12 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
       actions.map(async (a) => {
         if (dryRun) return record(`suppress:${a}`, ruleActor(), 'would-do', `would ${a} for ${target.identityId}`);
         try {
-          const r = await act.suppress(target, a, s.scope, state.containmentId);
+          const r = await act.suppress.executeWithOptions({ summary: `suppress: ${a} on ${on}` }, [target, a, s.scope, state.containmentId]);
           liftReceipts[a] = r.receipt ?? liftReceipts[a] ?? {};
           if (r.ended?.length) receipts.ended = [...(receipts.ended ?? []), ...r.ended].slice(-50);
           if (r.evidence) state.evidence.push(r.evidence);
           record(`suppress:${a}`, ruleActor(), r.changed ? 'done' : 'unchanged', r.detail, { at: r.at });
+          if (a === 'revoke-sessions') ssf.emit('session-revoked');
           acknowledged.push(r.at ?? now());
         } catch (err) {
           suppressed.delete(a);
@@ -414,7 +514,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
       kinds.map(async (kind) => {
         if (dryRun) return record(`evidence:${kind}`, ruleActor(), 'would-do', `would capture ${kind}`);
         try {
-          const ref = await evidence.captureEvidence(state.containmentId, target, kind);
+          const ref = await evidence.captureEvidence.executeWithOptions({ summary: `evidence: ${kind} of ${on}` }, [state.containmentId, target, kind]);
           state.evidence.push(ref);
           record(`evidence:${kind}`, ruleActor(), 'done', `${ref.bytes} bytes, sha256 ${ref.sha256}`);
         } catch (err) {
@@ -427,29 +527,31 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   async function runStage(sp: StagePlan, actor: string): Promise<void> {
     stageRunning = true;
     try {
-      const before = await act.inspectIdentity(target);
+      const before = await act.inspectIdentity.executeWithOptions({ summary: `inspect: ${on} before ${sp.stage}` }, [target]);
       if (!before.exists) throw ApplicationFailure.nonRetryable(`identity ${target.identityId} no longer exists`, 'IdentityNotFound');
       switch (sp.stage) {
         case 'restrict': {
           const keep = sp.keep ?? [];
           if (dryRun) return record('restrict', actor, 'would-do', `would narrow grants [${before.grants.join(', ')}] to [${keep.join(', ')}] and end ${before.sessions} session(s)`);
           receipts.grantsBefore ??= before.grants;
-          const r = await act.restrictGrants(target, keep);
-          const after = await act.inspectIdentity(target);
+          const r = await act.restrictGrants.executeWithOptions({ summary: `restrict: narrow ${on} to ${keep.length} grant(s)` }, [target, keep]);
+          const after = await act.inspectIdentity.executeWithOptions({ summary: `inspect: ${on} after restrict` }, [target]);
           return record('restrict', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: before.grants, after: after.grants, at: r.at });
         }
         case 'rotate': {
           if (dryRun) return record('rotate', actor, 'would-do', 'would issue a new credential to the secret sink and retire the old one');
           // The key is the containment's first run: a retry, on any worker or run, sets the same secret.
           // With no login block of ours, an empty receipt tells the provider to leave logins as they are.
-          const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`, liftReceipts['revoke-sessions'] ?? {});
+          const ref = await act.rotateCredential.executeWithOptions({ summary: `rotate: new credential for ${on}` }, [target, `${info.workflowId}/${info.firstExecutionRunId}/rotate`, liftReceipts['revoke-sessions'] ?? {}]);
           receipts.rotated = ref;
+          ssf.emit('credential-change');
           return record('rotate', actor, 'done', `new credential in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})`);
         }
         case 'disable': {
           if (dryRun) return record('disable', actor, 'would-do', `would disable (enabled now: ${before.enabled}) and end ${before.sessions} session(s)`);
           receipts.enabledBefore ??= before.enabled;
-          const r = await act.setEnabled(target, false);
+          const r = await act.setEnabled.executeWithOptions({ summary: `disable: ${on}` }, [target, false]);
+          ssf.emit('account-disabled');
           return record('disable', actor, r.changed ? 'done' : 'unchanged', r.detail, { before: { enabled: before.enabled }, after: { enabled: false }, at: r.at });
         }
       }
@@ -467,13 +569,14 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     if (archiveDue() && !dryRun) {
       const old = state.actions.splice(0, state.actions.length - KEEP_ACTIONS / 2);
       try {
-        state.archived = [...(state.archived ?? []), await evidence.archiveRecords(state.containmentId, old)];
+        state.archived = [...(state.archived ?? []), await evidence.archiveRecords.executeWithOptions({ summary: `archive: ${old.length} older action records` }, [state.containmentId, old])];
       } catch (err) {
         state.actions.unshift(...old); // kept in state rather than lost
         log.warn('archiving old actions failed', { error: failureText(err) });
       }
     }
     if (!tooLong()) return;
+    await ssf.settled();
     await condition(() => allHandlersFinished() && inflight === 0 && capturing === 0);
     const next: ContainmentInput = {
       signal: first,
@@ -498,8 +601,8 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     await continueAsNew<typeof containment>(next);
   }
 
-  /** Waits until `done` or `timeoutMs`, waking to archive or continue as new on the way. */
-  async function waitFor(done: () => boolean, timeoutMs?: number): Promise<boolean> {
+  /** Waits until `done` or `timeoutMs`, waking to archive or continue as new on the way; `summary` labels the timer in the UI. */
+  async function waitFor(done: () => boolean, timeoutMs?: number, summary?: string): Promise<boolean> {
     const until = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     for (;;) {
       await checkpoint();
@@ -507,8 +610,12 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
       const left = until === undefined ? undefined : until - Date.now();
       if (left !== undefined && left <= 0) return false;
       const seenWoken = woken;
-      const ok = await condition(() => done() || tooLong() || archiveDue() || woken !== seenWoken, left);
-      if (!ok) return done();
+      const wake = () => done() || tooLong() || archiveDue() || woken !== seenWoken;
+      if (left === undefined) {
+        await condition(wake);
+        continue;
+      }
+      if (!(await condition(wake, left, { summary: summary ?? 'wait' }))) return done();
     }
   }
 
@@ -566,13 +673,13 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
       }
       if (gate.type === 'timer') {
         if (Date.parse(deadline!) <= Date.now()) return { go: true, actor: ruleActor() };
-        await waitFor(interrupted, Date.parse(deadline!) - Date.now());
+        await waitFor(interrupted, Date.parse(deadline!) - Date.now(), `gate: ${sp.stage} after ${gate.after}`);
       } else if (gate.type === 'approval') {
         await waitFor(interrupted);
       } else {
         let deps;
         try {
-          deps = await act.findDependents(target, receipts.ended ?? []);
+          deps = await act.findDependents.executeWithOptions({ summary: `gate: who still uses ${on} before ${sp.stage}` }, [target, receipts.ended ?? []]);
         } catch (err) {
           // The check itself failed: a human decides; "advance" retries the check.
           record(`gate:${sp.stage}`, ruleActor(), 'failed', `dependency check failed: ${failureText(err)}`);
@@ -589,7 +696,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
         const names = deps.map((d) => `${d.name}${d.address ? ` (${d.address})` : ''}`).join(', ');
         state.waiting = { ...state.waiting!, detail: `${deps.length} dependent(s) still use ${target.identityId}: ${names.slice(0, 400)}; "dependencies-cleared" or "advance" passes, next check in ${gate.recheckEvery}` };
         publish();
-        await waitFor(interrupted, Math.min(durationMs(gate.recheckEvery), Math.max(1, Date.parse(deadline!) - Date.now())));
+        await waitFor(interrupted, Math.min(durationMs(gate.recheckEvery), Math.max(1, Date.parse(deadline!) - Date.now())), `gate: check dependents again before ${sp.stage} (every ${gate.recheckEvery})`);
       }
     }
   }
@@ -618,12 +725,15 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
         actor = gate.actor;
       }
       state.status = 'active';
+      doing = sp.stage;
       publish();
       try {
         await runStage(sp, actor);
         state.position = POSITION_OF[sp.stage];
+        doing = undefined;
         publish();
       } catch (err) {
+        doing = undefined;
         record(sp.stage, actor, 'failed', failureText(err));
         const r = await needsAttention(`${sp.stage} failed: ${failureText(err)}`, { kind: 'stage', stage: sp.stage });
         if (r.retry) retryStage = sp.stage; // "advance" retries the failed step now, not its gate
@@ -656,14 +766,14 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
       receipts.undone = [...undone];
       return ok;
     };
-    let ok = await step('disable', receipts.enabledBefore !== undefined, () => act.setEnabled(target, receipts.enabledBefore!));
+    let ok = await step('disable', receipts.enabledBefore !== undefined, () => act.setEnabled.executeWithOptions({ summary: `rollback: re-enable ${on}` }, [target, receipts.enabledBefore!]));
     ok =
       (await step('rotate', receipts.rotated !== undefined, async () => {
-        const ref = await act.rotateCredential(target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`, liftReceipts['revoke-sessions'] ?? {});
+        const ref = await act.rotateCredential.executeWithOptions({ summary: `rollback: re-issue a credential for ${on}` }, [target, `${info.workflowId}/${info.firstExecutionRunId}/reissue`, liftReceipts['revoke-sessions'] ?? {}]);
         return { changed: true, detail: `a rotated secret cannot be un-rotated: re-issued to the owner in ${ref.sink} as ${ref.ref} (fingerprint ${ref.fingerprint})` };
       })) && ok;
-    ok = (await step('restrict', receipts.grantsBefore !== undefined, () => act.restoreGrants(target, receipts.grantsBefore!))) && ok;
-    const lifts = LIFTABLE.filter((a) => suppressed.has(a)).map((a) => step(`suppress:${a}`, true, () => act.liftSuppression(target, a, liftReceipts[a])));
+    ok = (await step('restrict', receipts.grantsBefore !== undefined, () => act.restoreGrants.executeWithOptions({ summary: `rollback: restore the grants of ${on}` }, [target, receipts.grantsBefore!]))) && ok;
+    const lifts = LIFTABLE.filter((a) => suppressed.has(a)).map((a) => step(`suppress:${a}`, true, () => act.liftSuppression.executeWithOptions({ summary: `rollback: lift ${a} on ${on}` }, [target, a, liftReceipts[a]])));
     for (const r of await Promise.all(lifts)) ok = r && ok;
     if (ok && state.plan.suppress.some((a) => a === 'revoke-sessions' || a === 'revoke-tokens')) {
       record('rollback:revocations', by, 'not-supported', 'revoked sessions and tokens stay revoked: the owner signs in again');
@@ -683,6 +793,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
       if (plan.severity > state.plan.severity) state.plan = plan;
     }
   }
+  if (!carried) doing = `suppression (${state.plan.suppress.join(', ') || 'nothing to revoke'})`;
   publish();
   let capture: Promise<void> = Promise.resolve();
   if (!carried || attention?.kind === 'suppression') {
@@ -699,6 +810,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
       if (!r.retry) break;
       failed = await runSuppression(failed, first, acknowledged); // "advance" retries the failed actions now
     }
+    doing = undefined;
     if (!failed.length) {
       // The provider's acknowledgement of the last action, not the (later) workflow task time.
       state.suppressedAt = acknowledged.sort().at(-1) ?? now();
@@ -718,7 +830,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
     const deadline = prior?.deadline ?? new Date(Date.now() + durationMs(state.plan.retainFor)).toISOString();
     wait({ for: 'none', detail: `open for rollback until ${deadline}`, deadline }, prior);
     const version = planVersion;
-    const woke = await waitFor(() => closing !== undefined || planVersion !== version, Math.max(0, Date.parse(deadline) - Date.now()));
+    const woke = await waitFor(() => closing !== undefined || planVersion !== version, Math.max(0, Date.parse(deadline) - Date.now()), `retention: open for rollback until ${deadline.slice(0, 16).replace('T', ' ')} UTC`);
     stopWaiting();
     if (!woke) break;
   }
@@ -754,6 +866,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   stopWaiting();
   publish();
   await capture;
+  await ssf.settled();
   await condition(() => allHandlersFinished() && inflight === 0);
   state.seen = [...seen]; // in the result only: a closed containment still recognises every signal it saw
   if (pending.length && !dryRun) {
@@ -772,4 +885,14 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
 /** Escapes text from providers and operators before it reaches the UI's markdown. */
 function md(text: string): string {
   return text.replace(/[\\`*_{}[\]()#+\-.!|<>~]/g, '\\$&').replace(/\s+/g, ' ');
+}
+
+/** A short span: "45s", "4m", "2h 5m", "3d 4h". */
+function span(ms: number): string {
+  const m = Math.round(ms / 60_000);
+  if (ms < 60_000) return `${Math.max(1, Math.round(ms / 1000))}s`;
+  if (m < 60) return `${m}m`;
+  if (m < 24 * 60) return `${Math.floor(m / 60)}h${m % 60 ? ` ${m % 60}m` : ''}`;
+  const h = Math.floor(m / 60);
+  return `${Math.floor(h / 24)}d${h % 24 ? ` ${h % 24}h` : ''}`;
 }

@@ -361,6 +361,8 @@ export const ContainmentState = z.object({
   archived: z.array(EvidenceRef).optional(),
   /** v3, in the result only: short hashes of every signal id the containment saw. */
   seen: z.array(z.string()).optional(),
+  /** v3: since when the containment has stood as it does (its stage, status and what it waits for): CordonStageSince. */
+  since: z.string().optional(),
   /** v3: the containment this one follows, when a signal arrived while it closed. */
   follows: z.object({ runId: z.string(), closedReason: z.string() }).optional(),
 });

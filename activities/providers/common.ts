@@ -82,14 +82,6 @@ export function activityContext(): Context | undefined {
 /** The running activity's cancellation, if any. Reaching it needs heartbeats, which the activity layer sends. */
 export const cancellation = (): AbortSignal | undefined => activityContext()?.cancellationSignal;
 
-/**
- * Drops from `deps` what suppression already ended (`exclude`, typically the attacker's sessions):
- * the same client at the same address, unless it was seen again after it was ended.
- */
-export function excludeEnded(deps: Dependent[], exclude: Dependent[] = []): Dependent[] {
-  return deps.filter((d) => !exclude.some((e) => e.name === d.name && e.address === d.address && (!e.lastSeen || !d.lastSeen || d.lastSeen <= e.lastSeen)));
-}
-
 // Keys whose values are credentials (client secrets, private keys, passwords, registration tokens);
 // their metadata (`….creation.time`, `….expiration.time`) stays.
 const SECRET_KEY = /secret|password|passwd|private|registrationaccesstoken|^credentials$/i;

@@ -15,7 +15,7 @@
 // Cordon needs is about twenty documented endpoints and one client-credentials token, below.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ActionResult, Dependent, EvidenceKind, IdentitySnapshot, Receipt, Scope, SuppressionAction } from '../../workflows/schemas';
-import { excludeEnded, notApplicable, outcome, refuse, stripSecrets } from './common';
+import { dependentsExcept, notApplicable, outcome, refuse, sameList, stripSecrets } from './common';
 import { IdentityNotFoundError, NotSupportedError, type EvidenceArtifact, type IdentityProvider } from './provider';
 
 export interface KeycloakConnection {
@@ -165,8 +165,12 @@ interface UserRep {
   id: string;
   username: string;
   enabled: boolean;
+  firstName?: string;
+  lastName?: string;
+  email?: string;
   requiredActions?: string[];
   notBefore?: number;
+  attributes?: Record<string, string[]>;
   [k: string]: unknown;
 }
 interface ClientRep {
@@ -229,15 +233,38 @@ const STEP_UP_ACTIONS = ['CONFIGURE_TOTP', 'UPDATE_PASSWORD'];
 // (Keycloak's default access-token lifespan is 5 minutes; the realm's own value needs view-realm).
 const TOKEN_WINDOW_S = 3600;
 const CORDON_LABEL = 'cordon:';
+/**
+ * Cordon's notes on the user (or the client's service-account user), for suppressions whose
+ * receipt a retry must rebuild after the first attempt's result was lost: what
+ * block-high-risk-apis removed, and the required actions the user had before force-step-up. Grant
+ * names and action names only, never a secret; lifting removes them. The realm's user profile
+ * must let administrators keep them (see the README); without that, suppression still acts and
+ * says the note is missing.
+ */
+const NOTE = { blocked: 'cordon.blocked-roles', stepUp: 'cordon.step-up-before' } as const;
+type NoteKey = (typeof NOTE)[keyof typeof NOTE];
 /** Longer than a token request takes, so that one in flight during a logout has finished. */
 const RACE_SETTLE_MS = 250;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Events that hand out tokens: who used the identity. */
 const TOKEN_EVENTS = ['CLIENT_LOGIN', 'LOGIN', 'CODE_TO_TOKEN', 'REFRESH_TOKEN', 'TOKEN_EXCHANGE'];
 
+const noteMissing = (key: NoteKey) =>
+  `no retry note: the realm did not keep user attribute ${key} (declare it in the realm's user profile, administrators only; see the README), so a retry whose first result was lost could not rebuild this receipt`;
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : undefined);
 const fingerprint = (secret: string) => createHash('sha256').update(secret).digest('hex').slice(0, 12);
 const sameSecret = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+/** A note Cordon left on the user, or undefined when there is none (or it is not a list). */
+const noted = (user: UserRep | undefined, key: NoteKey): string[] | undefined => {
+  const v = user?.attributes?.[key]?.[0];
+  if (v === undefined) return undefined;
+  try {
+    const x = JSON.parse(v) as unknown;
+    return Array.isArray(x) ? x.map(String) : undefined;
+  } catch {
+    return undefined;
+  }
+};
 const list = (v: Receipt[string] | undefined): string[] => {
   try {
     const x = typeof v === 'string' ? JSON.parse(v) : [];
@@ -251,6 +278,8 @@ export class KeycloakProvider implements IdentityProvider {
   readonly name = 'keycloak';
   readonly api: KeycloakAdmin;
   private readonly highRisk: string[];
+  /** Writes of a user's attributes, one at a time per user (a write replaces them all). */
+  private readonly writing = new Map<string, Promise<unknown>>();
 
   constructor(o: KeycloakOptions) {
     this.api = new KeycloakAdmin(o);
@@ -399,6 +428,40 @@ export class KeycloakProvider implements IdentityProvider {
     return sessions.flatMap((s) => Object.values(s.clients ?? {}).map((c) => ({ name: c, address: s.ipAddress, lastSeen: iso(s.lastAccess) })));
   }
 
+  // ---- Cordon's notes on a user ----
+
+  /**
+   * Sets (or, with `value` undefined, removes) one of Cordon's notes on the user; true when the
+   * user holds exactly that afterwards. Keycloak replaces all of a user's attributes (and its
+   * name and email) on an update that names attributes: so the user is read afresh, everything
+   * else written back as it was, one write per user at a time, and the result read back (a
+   * concurrent update elsewhere gets one more try).
+   */
+  private async note(realm: string, user: UserRep, key: NoteKey, value: string[] | undefined): Promise<boolean> {
+    const want = value && JSON.stringify(value);
+    const run = async () => {
+      for (let attempt = 0; ; attempt++) {
+        const u = await this.api.call<UserRep>('GET', path`${realm}/users/${user.id}`);
+        if (!u) throw new IdentityNotFoundError(this.name, `${realm}/user:${user.username}`);
+        const attributes = { ...(u.attributes ?? {}) };
+        if (attributes[key]?.[0] === want) return true;
+        if (attempt === 2) return false; // the realm drops it (its user profile does not allow it)
+        if (want === undefined) delete attributes[key];
+        else attributes[key] = [want];
+        await this.api.call('PUT', path`${realm}/users/${user.id}`, { body: { firstName: u.firstName, lastName: u.lastName, email: u.email, attributes } });
+      }
+    };
+    const prev = this.writing.get(user.id) ?? Promise.resolve();
+    const mine = prev.then(run, run);
+    const tail = mine.catch(() => undefined);
+    this.writing.set(user.id, tail);
+    try {
+      return await mine;
+    } finally {
+      if (this.writing.get(user.id) === tail) this.writing.delete(user.id);
+    }
+  }
+
   // ---- session ending, shared by suppression, restrict, rotate and disable ----
 
   /**
@@ -495,25 +558,37 @@ export class KeycloakProvider implements IdentityProvider {
       }
       case 'force-step-up': {
         if (!f.user || f.client) return notApplicable(this.name, action, 'a client signs in with its secret, never interactively');
-        const before = f.user.requiredActions ?? [];
+        const current = f.user.requiredActions ?? [];
+        // A note from an earlier attempt holds while what it says step-up added is still required:
+        // a retry then hands back the same receipt. (Once the owner has done them, it is stale.)
+        const note = noted(f.user, NOTE.stepUp);
+        const before = note && STEP_UP_ACTIONS.every((a) => note.includes(a) || current.includes(a)) ? note : current;
         const added = STEP_UP_ACTIONS.filter((a) => !before.includes(a));
-        if (added.length) await this.api.call('PUT', path`${r}/users/${f.user.id}`, { body: { requiredActions: [...before, ...added] } });
-        return {
-          ...outcome(action, [added.length > 0 && `required at next sign-in: ${added.join(', ')} (live sessions continue)`]),
-          receipt: { requiredActionsBefore: JSON.stringify(before), added: JSON.stringify(added) },
-        };
+        const missing = added.filter((a) => !current.includes(a));
+        // The note first: a crash before the required actions leaves it stale, which a retry sees.
+        const kept = !added.length || (note !== undefined && sameList(note, before)) || (await this.note(r, f.user, NOTE.stepUp, before));
+        if (missing.length) await this.api.call('PUT', path`${r}/users/${f.user.id}`, { body: { requiredActions: [...current, ...missing] } });
+        const result = outcome(action, [missing.length > 0 && `required at next sign-in: ${missing.join(', ')} (live sessions continue)`]);
+        if (!kept) result.detail += `; ${noteMissing(NOTE.stepUp)}`;
+        return { ...result, receipt: { requiredActionsBefore: JSON.stringify(before), added: JSON.stringify(added) } };
       }
       case 'block-high-risk-apis': {
         if (!this.highRisk.length) return notApplicable(this.name, action, 'no high-risk roles configured (CORDON_KEYCLOAK_HIGH_RISK_ROLES)');
         const held = await this.held(r, f.user);
-        const removed = held.filter((h) => this.highRisk.includes(h.grant));
-        if (removed.length && f.user) await this.removeHeld(r, f.user, removed);
+        const found = held.filter((h) => this.highRisk.includes(h.grant));
+        // What an earlier attempt removed (its note) and what is removed now: a retry's receipt is the first one's.
+        const note = noted(f.user, NOTE.blocked) ?? [];
+        const removed = [...new Set([...note, ...found.map((h) => h.grant)])].sort();
+        // The note first: a crash before the removal leaves both, and the retry removes the same.
+        const kept = !f.user || !removed.length || sameList(note, removed) || (await this.note(r, f.user, NOTE.blocked, removed));
+        if (found.length && f.user) await this.removeHeld(r, f.user, found);
         // Still effective through a group or a composite: said, not silently ignored.
         const effective = f.user ? ((await this.api.call<RoleRep[]>('GET', path`${r}/users/${f.user.id}/role-mappings/realm/composite`)) ?? []).map((x) => `realm-role:${x.name}`) : [];
         const still = this.highRisk.filter((g) => effective.includes(g));
-        const result = outcome(action, [removed.length > 0 && `removed ${removed.map((h) => h.grant).join(', ')} (tokens refreshed from now on lack them; issued ones keep them until they expire)`]);
+        const result = outcome(action, [found.length > 0 && `removed ${found.map((h) => h.grant).join(', ')} (tokens refreshed from now on lack them; issued ones keep them until they expire)`]);
         if (still.length) result.detail += `; still effective through a group or composite role: ${still.join(', ')}`;
-        return { ...result, receipt: { removed: JSON.stringify(removed.map((h) => h.grant)) } };
+        if (!kept) result.detail += `; ${noteMissing(NOTE.blocked)}`;
+        return { ...result, receipt: { removed: JSON.stringify(removed) } };
       }
     }
   }
@@ -522,23 +597,29 @@ export class KeycloakProvider implements IdentityProvider {
     if (action === 'revoke-sessions' || action === 'revoke-tokens') return notApplicable(this.name, action, 'ended sessions and revoked tokens stay revoked; the owner signs in again');
     const f = await this.mutable(identityId);
     const r = f.ref.realm;
-    if (!receipt) return { changed: false, detail: `lift:${action}: no receipt, so nothing is known to undo` };
+    if (action === 'force-step-up' && (!f.user || f.client)) return notApplicable(this.name, action, 'nothing was required of a client');
+    // The receipt says what to undo; without one, Cordon's own note on the user does (as a retry reads it).
+    const key = action === 'force-step-up' ? NOTE.stepUp : NOTE.blocked;
+    const note = noted(f.user, key);
+    const field = action === 'force-step-up' ? 'added' : 'removed';
+    if (receipt?.[field] === undefined && note === undefined) return { changed: false, detail: `lift:${action}: no receipt, so nothing is known to undo` };
+    if (!f.user) return outcome(`lift:${action}`, []);
+    // The note goes last: a crash before it leaves it for the retry, which then finds the rest done.
+    const unnote = async () => note !== undefined && (await this.note(r, f.user!, key, undefined)) && `Cordon's note ${key} removed`;
     if (action === 'force-step-up') {
-      if (!f.user || f.client) return notApplicable(this.name, action, 'nothing was required of a client');
-      const added = list(receipt.added);
+      const added = receipt?.added !== undefined ? list(receipt.added) : STEP_UP_ACTIONS.filter((a) => !note!.includes(a));
       // A temporary password Cordon issued since still needs UPDATE_PASSWORD: that one stays.
       const creds = (await this.api.call<CredentialRep[]>('GET', path`${r}/users/${f.user.id}/credentials`)) ?? [];
       const cordonPassword = creds.some((c) => c.type === 'password' && c.userLabel?.startsWith(CORDON_LABEL));
       const drop = added.filter((a) => (f.user!.requiredActions ?? []).includes(a) && !(a === 'UPDATE_PASSWORD' && cordonPassword));
       if (drop.length) await this.api.call('PUT', path`${r}/users/${f.user.id}`, { body: { requiredActions: (f.user.requiredActions ?? []).filter((a) => !drop.includes(a)) } });
-      return outcome(`lift:${action}`, [drop.length > 0 && `no longer required: ${drop.join(', ')}`]);
+      return outcome(`lift:${action}`, [drop.length > 0 && `no longer required: ${drop.join(', ')}`, await unnote()]);
     }
-    const removed = list(receipt.removed);
-    if (!f.user) return outcome(`lift:${action}`, []);
+    const removed = receipt?.removed !== undefined ? list(receipt.removed) : note!;
     const current = (await this.held(r, f.user)).map((h) => h.grant);
     const add = removed.filter((g) => !current.includes(g));
     if (add.length) await this.addHeld(r, f.user, await this.lookup(r, f.user, add));
-    return outcome(`lift:${action}`, [add.length > 0 && `high-risk roles back: ${add.join(', ')}`]);
+    return outcome(`lift:${action}`, [add.length > 0 && `high-risk roles back: ${add.join(', ')}`, await unnote()]);
   }
 
   async evidence(identityId: string, kind: EvidenceKind): Promise<EvidenceArtifact> {
@@ -711,7 +792,8 @@ export class KeycloakProvider implements IdentityProvider {
       const prev = merged.get(key);
       if (!prev || (d.lastSeen ?? '') > (prev.lastSeen ?? '')) merged.set(key, d);
     }
-    return excludeEnded([...merged.values()], exclude);
+    // The one rule every provider keeps: a client whose session suppression ended is the attacker's, also when it comes back.
+    return dependentsExcept([...merged.values()], exclude);
   }
 
   async close(): Promise<void> {}
