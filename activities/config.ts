@@ -24,8 +24,8 @@ const Env = z.object({
   CORDON_VAULT_KEY_FILE: z.string().min(1).optional(),
   CORDON_STATE_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'CORDON_STATE_URL is a postgres:// URL' }).optional(),
   CORDON_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
-  // Each cached containment costs about 1.6 MB of isolate memory the SDK's default sizing does not
-  // count; evicted ones replay from history when they wake. 250 keeps a worker near 0.6 GiB.
+  // Each cached containment costs about 1-2 MB of isolate memory the SDK's default sizing does not
+  // count; evicted ones replay from history when they wake (README, "Performance").
   CORDON_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(100),
   // The workflow thread's V8 old space: without a bound V8 grows it lazily to gigabytes (4 GiB
   // here) before collecting what evicted containments left. It must hold the cache: ~1 MB each.

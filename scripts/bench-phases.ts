@@ -33,6 +33,8 @@ export interface Bench {
   dbSize(): Promise<{ bytes: number; walBytes: number }>;
   /** Worker processes the scale phase runs beside the in-process worker (several hosts' shape). */
   extraWorkers: number;
+  /** The scale phase's workers keep at most this many workflows in memory (unset: CORDON_MAX_CACHED_WORKFLOWS's default). */
+  maxCachedWorkflows?: number;
   progress: Progress;
   /** The development issuer the bench's workers trust (the scale phase's operator commands). */
   issuer: { env: Record<string, string>; token(username: string, roles: CordonRole[]): Promise<string>; machineToken(client: string, issuerRoles: string[], o?: { ttlSeconds?: number }): Promise<string> };
@@ -53,7 +55,7 @@ export async function withBenchWorker<T>(
   b: Bench,
   name: string,
   fn: (config: CordonConfig, worker: Worker) => Promise<T>,
-  o: { provider?: BenchProvider; providers?: ProviderRegistry; policy?: Policy } = {},
+  o: { provider?: BenchProvider; providers?: ProviderRegistry; policy?: Policy; maxCachedWorkflows?: number } = {},
 ): Promise<T> {
   // Each phase's worker approves the phase's policy, as an operator would configure it.
   const dataDir = join(b.root, name);
@@ -61,6 +63,7 @@ export async function withBenchWorker<T>(
   const policyFile = o.policy ? join(dataDir, 'policy.json') : undefined;
   if (policyFile) writeFileSync(policyFile, JSON.stringify(o.policy));
   const base: CordonConfig = { ...loadConfig({ CORDON_DATA_DIR: dataDir, ...b.issuer.env, ...(policyFile ? { CORDON_POLICY: policyFile } : {}) }), taskQueue: `bench-${name}`, metricsPort: 0 };
+  if (o.maxCachedWorkflows) base.maxCachedWorkflows = o.maxCachedWorkflows;
   const config = o.provider ? o.provider.configure(base) : base;
   const { worker, close } = await createCordonWorker({ connection: b.connection, namespace: b.namespace, config, providers: o.providers, shutdownGraceTime: '1s' });
   try {
@@ -376,6 +379,7 @@ export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleRe
           CORDON_METRICS_PORT: '0',
           CORDON_BENCH_LAB_DIR: labDir,
           CORDON_BENCH_LAB_SHARDS: String(labShards),
+          ...(b.maxCachedWorkflows ? { CORDON_MAX_CACHED_WORKFLOWS: String(b.maxCachedWorkflows) } : {}),
         };
         return new WorkerProcess(env, join(b.root, `${name}.log`), (t) => b.progress.note(`bench: ${t}`), name, join(__dirname, 'bench-worker.ts'));
       });
@@ -386,7 +390,7 @@ export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleRe
         await Promise.all(extra.map((w) => w.stop()));
       }
     },
-    { providers: new Map([['lab', lab]]), policy },
+    { providers: new Map([['lab', lab]]), policy, maxCachedWorkflows: b.maxCachedWorkflows },
   );
 
   async function parkAndAdvance(config: CordonConfig, worker: Worker, extra: WorkerProcess[]): Promise<ScaleResult> {

@@ -17,6 +17,10 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect(target.connectionOptions);
   const { worker, close } = await createCordonWorker({ connection, namespace: target.namespace, config, providers: new Map([['lab', new ShardedLab(dir, shards)]]), shutdownGraceTime: '1s' });
   console.log(`cordon worker: bench worker on ${target.address} taskQueue=${config.taskQueue}`); // WorkerProcess waits for this line
+  // The bench leads this process; if the bench dies without stopping it (a crash skips its exit
+  // hooks), this worker must not keep polling on its own.
+  const parent = process.ppid;
+  setInterval(() => process.ppid !== parent && worker.shutdown(), 2000).unref();
   try {
     await worker.run();
   } finally {

@@ -57,6 +57,7 @@ const Options = z.object({
     .optional()
     .transform((v) => (v ? v.split(',').map((x) => x.trim()) : undefined))
     .pipe(z.array(z.enum(['lab', 'postgres', 'redis', 'keycloak-user', 'keycloak-client'])).min(1).optional()),
+  maxCached: z.coerce.number().int().min(1).optional(),
   dev: z.string().min(1).optional(),
   cluster: z.string().min(1).optional(),
 });
@@ -362,6 +363,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--cold-runs <n>', 'fresh worker processes per provider in the cold phase', '3')
     .option('--cold-idle <s>', 'seconds each fresh worker sits idle before its signal', '10')
     .option('--workers <n>', 'worker processes in the scale phase (default: 2 on the cluster, 1 on the dev server)')
+    .option('--max-cached <n>', "the scale phase's workers keep at most n workflows in memory (default: the worker's, CORDON_MAX_CACHED_WORKFLOWS)")
     .option('--shards <n>', 'cluster: history shards', '4')
     .option('--dynamic-config <key=value>', 'a server dynamic config value (repeatable; null removes a tuned one)', (v: string, all: string[]) => [...all, v], [])
     .option('--evidence-ms <ms>', 'lab evidence delay for the evidence-first comparison', '2000')
@@ -405,7 +407,7 @@ async function main(argv: string[]): Promise<number> {
     const client = new Client({ connection: await Connection.connect({ address: engine.address }) });
     try {
       const issuer = await startDevIssuer(join(root, 'issuer'));
-      const b: Bench = { client, connection, namespace: 'default', root, address: engine.address, engine: o.engine, dbSize: engine.dbSize, extraWorkers: engine.facts.scaleWorkers - 1, progress, issuer };
+      const b: Bench = { client, connection, namespace: 'default', root, address: engine.address, engine: o.engine, dbSize: engine.dbSize, extraWorkers: engine.facts.scaleWorkers - 1, maxCachedWorkflows: o.maxCached, progress, issuer };
       process.once('exit', () => void issuer.close());
       const floor = phases.has('floor') ? await engineFloor(b, o.concurrency, o.runs) : [];
       const tts: Record<string, Rate[]> = {};
