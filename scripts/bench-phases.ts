@@ -8,7 +8,7 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig, type CordonConfig } from '../activities/config';
 import { LabDirectory } from '../activities/providers/lab';
 import type { ProviderRegistry } from '../activities/providers/registry';
-import { readSealPublicKey, sealKeyFiles } from '../activities/command-seal';
+import { loadOrCreateSealKey, readSealPublicKey, sealKeyFiles } from '../activities/command-seal';
 import { describeContainment, sendCommand, submitSignal } from '../client/containments';
 import { containmentWorkflowId } from '../workflows/ids';
 import { SA } from '../workflows/search-attributes';
@@ -31,7 +31,7 @@ export interface Bench {
   engine: 'dev' | 'cluster';
   /** The server's database size (the dev server's SQLite file and WAL, or the cluster's PostgreSQL databases). */
   dbSize(): Promise<{ bytes: number; walBytes: number }>;
-  /** Worker processes the scale phase runs beside the in-process worker (several hosts' shape). */
+  /** Scale-phase worker processes beyond the first (several hosts' shape). */
   extraWorkers: number;
   /** The scale phase's workers keep at most this many workflows in memory (unset: CORDON_MAX_CACHED_WORKFLOWS's default). */
   maxCachedWorkflows?: number;
@@ -300,9 +300,10 @@ export interface ScaleResult {
   /** Suppressed and waiting at the restrict approval gate. */
   parked: number;
   parkSeconds: number;
-  /** Of this process, which hosts the worker. Workflows run in worker threads: their heaps count in RSS only. */
-  memory: { rssBefore: number; rssParked: number; mainHeapUsedBefore: number; mainHeapUsedParked: number };
+  /** The first worker process's RSS (all of them in worker*); older reports measured the bench's own process, which hosted the worker. */
+  memory: { rssBefore: number; rssParked: number; mainHeapUsedBefore?: number; mainHeapUsedParked?: number; workerRssBefore?: number[]; workerRssParked?: number[] };
   maxCachedWorkflows: number;
+  workflowHeapMb?: number;
   /** Worker processes beside the in-process worker, their RSS when all were parked, and the activities each ran. */
   extraWorkers: number;
   extraWorkerRss: number[];
@@ -358,44 +359,45 @@ export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleRe
   const lab = new ShardedLab(labDir, labShards);
   const ids = range(n).map((i) => `bench-scale-${i}`);
   await lab.seed(Object.fromEntries(ids.map((id) => [id, labIdentity()])));
-  const policy = policyWith(approvalLadder());
-  return withBenchWorker(
-    b,
-    'scale',
-    async (config, worker) => {
-      // More workers as more hosts would run them: their own data folders, the same task queue,
-      // policy, sealing key (a command may reach any of them) and issuer, and the same lab.
-      const extra = Array.from({ length: b.extraWorkers }, (_, i) => {
-        const name = `scale-worker-${i + 2}`;
-        const env = {
-          ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|CORDON_)/.test(k))),
-          ...b.issuer.env,
-          TEMPORAL_ADDRESS: b.address,
-          TEMPORAL_NAMESPACE: b.namespace,
-          CORDON_DATA_DIR: join(b.root, name),
-          CORDON_TASK_QUEUE: config.taskQueue,
-          CORDON_POLICY: config.policyFile!,
-          CORDON_SEAL_KEY_FILE: sealKeyFiles(config.dataDir).privateFile,
-          CORDON_METRICS_PORT: '0',
-          CORDON_BENCH_LAB_DIR: labDir,
-          CORDON_BENCH_LAB_SHARDS: String(labShards),
-          ...(b.maxCachedWorkflows ? { CORDON_MAX_CACHED_WORKFLOWS: String(b.maxCachedWorkflows) } : {}),
-        };
-        return new WorkerProcess(env, join(b.root, `${name}.log`), (t) => b.progress.note(`bench: ${t}`), name, join(__dirname, 'bench-worker.ts'));
-      });
-      try {
-        await Promise.all(extra.map((w) => w.start()));
-        return await parkAndAdvance(config, worker, extra);
-      } finally {
-        await Promise.all(extra.map((w) => w.stop()));
-      }
-    },
-    { providers: new Map([['lab', lab]]), policy, maxCachedWorkflows: b.maxCachedWorkflows },
-  );
+  // Every scale worker is a process of its own, as a host runs it: its RSS is the worker's alone,
+  // not the benchmark's client and bookkeeping. Several of them share the task queue, policy,
+  // sealing key (a command may reach any of them), issuer and lab, each with its own data folder.
+  const dataDir = join(b.root, 'scale');
+  mkdirSync(dataDir, { recursive: true });
+  const policyFile = join(dataDir, 'policy.json');
+  writeFileSync(policyFile, JSON.stringify(policyWith(approvalLadder())));
+  const config: CordonConfig = { ...loadConfig({ CORDON_DATA_DIR: dataDir, ...b.issuer.env, CORDON_POLICY: policyFile }), taskQueue: 'bench-scale' };
+  if (b.maxCachedWorkflows) config.maxCachedWorkflows = b.maxCachedWorkflows;
+  await loadOrCreateSealKey(dataDir);
+  const workers = Array.from({ length: 1 + b.extraWorkers }, (_, i) => {
+    const name = `scale-worker-${i + 1}`;
+    const env = {
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|CORDON_)/.test(k))),
+      ...b.issuer.env,
+      TEMPORAL_ADDRESS: b.address,
+      TEMPORAL_NAMESPACE: b.namespace,
+      CORDON_DATA_DIR: join(b.root, name),
+      CORDON_TASK_QUEUE: config.taskQueue,
+      CORDON_POLICY: policyFile,
+      CORDON_SEAL_KEY_FILE: sealKeyFiles(dataDir).privateFile,
+      CORDON_METRICS_PORT: '0',
+      CORDON_BENCH_LAB_DIR: labDir,
+      CORDON_BENCH_LAB_SHARDS: String(labShards),
+      CORDON_MAX_CACHED_WORKFLOWS: String(config.maxCachedWorkflows),
+    };
+    return new WorkerProcess(env, join(b.root, `${name}.log`), (t) => b.progress.note(`bench: ${t}`), name, join(__dirname, 'bench-worker.ts'));
+  });
+  try {
+    await Promise.all(workers.map((w) => w.start()));
+    return await parkAndAdvance(workers);
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
 
-  async function parkAndAdvance(config: CordonConfig, worker: Worker, extra: WorkerProcess[]): Promise<ScaleResult> {
+  async function parkAndAdvance(procs: WorkerProcess[]): Promise<ScaleResult> {
     const where = (condition: string) => `TaskQueue = "${config.taskQueue}" AND ${condition}`;
-    const before = process.memoryUsage();
+    await sleep(2000); // let each worker finish starting (bundle loaded, pollers up) before measuring its base
+    const rssBefore = procs.map((w) => rssOf(w.pid));
     let started = 0;
     const t0 = performance.now();
     const startFailed = await mapLimit(ids, inFlight, async (id) => {
@@ -411,8 +413,7 @@ export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleRe
     const startSeconds = (performance.now() - t0) / 1000;
     const parked = await waitForCount(b, where('CordonStage = "suppressed" AND CordonStatus = "active"'), n, 'scale: park at the gate');
     const parkSeconds = (performance.now() - t0) / 1000;
-    const mem = process.memoryUsage();
-    const extraWorkerRss = extra.map((w) => rssOf(w.pid));
+    const rssParked = procs.map((w) => rssOf(w.pid));
     const db = await b.dbSize();
     let sent = 0;
     const token = await b.issuer.token('bench-operator', ['responder']);
@@ -436,10 +437,11 @@ export async function scale(b: Bench, n: number, inFlight = 64): Promise<ScaleRe
       startErrors: startFailed.filter(Boolean).length,
       parked,
       parkSeconds,
-      memory: { rssBefore: before.rss, rssParked: mem.rss, mainHeapUsedBefore: before.heapUsed, mainHeapUsedParked: mem.heapUsed },
-      maxCachedWorkflows: worker.options.maxCachedWorkflows,
-      extraWorkers: extra.length,
-      extraWorkerRss,
+      memory: { rssBefore: rssBefore[0]!, rssParked: rssParked[0]!, workerRssBefore: rssBefore, workerRssParked: rssParked },
+      maxCachedWorkflows: config.maxCachedWorkflows,
+      workflowHeapMb: config.workflowHeapMb,
+      extraWorkers: procs.length - 1,
+      extraWorkerRss: rssParked.slice(1),
       db,
       advanceSeconds: (performance.now() - t1) / 1000,
       commandErrors: commandFailed.filter(Boolean).length,

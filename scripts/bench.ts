@@ -225,8 +225,12 @@ function format(r: Report): string {
         [
           ['started', `${s.containments - s.startErrors} in ${s.startSeconds.toFixed(1)} s (${s.startErrors} failed)`],
           ['parked at the gate', `${s.parked} after ${s.parkSeconds.toFixed(1)} s`],
-          ['worker RSS', `${mib(s.memory.rssBefore)} -> ${mib(s.memory.rssParked)} (workflow cache holds at most ${s.maxCachedWorkflows})${s.extraWorkerRss?.length ? `; other workers ${s.extraWorkerRss.map(mib).join(', ')}` : ''}`],
-          ['main-thread heap', `${mib(s.memory.mainHeapUsedBefore)} -> ${mib(s.memory.mainHeapUsedParked)} (workflows run in worker threads: counted in RSS)`],
+          [
+            'worker RSS',
+            s.memory.workerRssParked
+              ? `${s.memory.workerRssBefore!.map(mib).join(' + ')} -> ${s.memory.workerRssParked.map(mib).join(' + ')} (worker process${s.memory.workerRssParked.length > 1 ? 'es' : ''}; workflow cache at most ${s.maxCachedWorkflows}, workflow heap ${s.workflowHeapMb} MiB)`
+              : `${mib(s.memory.rssBefore)} -> ${mib(s.memory.rssParked)} (the bench process hosting the worker; workflow cache at most ${s.maxCachedWorkflows})${s.extraWorkerRss?.length ? `; other workers ${s.extraWorkerRss.map(mib).join(', ')}` : ''}`,
+          ],
           cluster ? ['server PostgreSQL', `${mib(s.db.bytes)} (temporal + temporal_visibility)`] : ['server SQLite', `${mib(s.db.bytes)} + WAL ${mib(s.db.walBytes)}`],
           ['advance all', `${s.restricted} restricted ${s.advanceSeconds.toFixed(1)} s after the first advance (${s.commandErrors} commands failed)`],
           ['lost', String(s.lost)],

@@ -124,7 +124,10 @@ describe('signals and closing', () => {
       await sc.command('advance', 'restrict');
       await sc.until('restricted', (s) => s.position === 'restricted');
       const firstRun = (await sc.client.workflow.getHandle(sc.workflowId).describe()).runId;
-      await outage(sc, 2500); // the rollback's undo steps retry through the outage
+      // The rollback's undo steps retry through the outage: longer than the local retry threshold
+      // (2 s), so they back off on server timers and the close spans several workflow tasks
+      // (shorter, v4's local retries finish the whole close inside one task, before the signal).
+      await outage(sc, 6000);
       await sc.command('rollback', 'false positive');
       await sc.until('closing', (s) => s.actions.some((a) => a.action === 'command:rollback'));
       await sc.submit({ signalId: 'sig-during-close', trigger: 'privilege-escalation' });
@@ -182,11 +185,13 @@ describe('long lives', () => {
       { stage: 'restrict', gate: { type: 'timer', after: '0s' }, keep: ['orders:read'] },
       { stage: 'disable', gate: { type: 'dependency-check', recheckEvery: '20ms', maxWait: '30d' } },
     ]);
-    await scenario({ policy, historyLimit: 300, identity: { ...labIdentity(), dependents: [{ name: 'nightly job' }] } }, async (sc) => {
-      await sc.until('several runs', (s) => (s.run ?? 1) >= 3, 60_000);
+    await scenario({ policy, historyLimit: 200, identity: { ...labIdentity(), dependents: [{ name: 'nightly job' }] } }, async (sc) => {
+      // A dependency check every 20 ms adds a few events a second (one marker, a timer, a task);
+      // the flood of signals is what fills history fast enough for several runs in a test.
+      await sc.until('waiting for dependents to go', (s) => s.waiting?.for === 'dependencies', 30_000);
       const handle = sc.client.workflow.getHandle(sc.workflowId);
       for (let i = 0; i < 400; i++) await handle.signal('identitySignal', { ...sc.signal, signalId: `flood-${i}` });
-      const flooded = await sc.until('all signals counted', (s) => (s.signalCount ?? 0) >= 401, 60_000);
+      const flooded = await sc.until('all signals counted', (s) => (s.signalCount ?? 0) >= 401 && (s.run ?? 1) >= 3, 90_000);
       assert.ok(flooded.signals.length <= 20, 'only recent signals stay in state');
       // A signal seen several runs ago is still a no-op.
       await handle.signal('identitySignal', { ...sc.signal, signalId: 'flood-0' });
@@ -198,7 +203,7 @@ describe('long lives', () => {
       for await (const w of sc.client.workflow.list({ query: `WorkflowId = "${sc.workflowId}"` })) {
         runs.push((await sc.client.workflow.getHandle(sc.workflowId, w.runId).fetchHistory()).events!.length);
       }
-      assert.ok(runs.length >= 4, `${runs.length} runs`);
+      assert.ok(runs.length >= 3, `${runs.length} runs`);
       assert.ok(Math.max(...runs) < 600, `history events per run: ${runs.join(', ')}`);
       assert.deepEqual(counted.receipts.grantsBefore, ORIGINAL_GRANTS);
       await sc.command('rollback', 'false positive after a long wait');

@@ -130,7 +130,7 @@ test('record: continue-as-new during a dependency wait', () =>
     },
     async (sc) => {
       const first = (await sc.client.workflow.getHandle(sc.workflowId).describe()).runId;
-      await sc.until('a second run', (s) => (s.run ?? 1) >= 2, 30_000);
+      await sc.until('a second run', (s) => (s.run ?? 1) >= 2, 90_000); // v4: ~6 events per check, ~1 check a second
       await sc.command('dependencies-cleared', 'pipeline moved');
       await sc.client.workflow.getHandle(sc.workflowId).result();
       await save(sc, 'continued-as-new', first);
