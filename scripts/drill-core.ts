@@ -146,7 +146,9 @@ function notContained(i: LabIdentity | undefined): string | undefined {
  *   kill explains: the first attempt applied the change and died, or its report was lost with
  *   the server, and the retry found the change in place. A later attempt with no fault between
  *   is a retry nothing in the drill explains; the same attempt calling twice is the activity
- *   repeating itself. Both are duplicates.
+ *   repeating itself. Both are duplicates. A local activity (v4's provider calls) that a worker
+ *   ran and then died before its workflow task completed is run again from attempt 1 by the
+ *   next worker: for it, the same attempt again is explained by a fault between, as a retry is.
  * Calls made outside an activity (seeding, tests) are not judged. `faults` are epoch ms; a
  * fault up to `slackMs` before the earlier call still counts (it is timed just before the kill).
  */
@@ -174,9 +176,11 @@ export function auditCalls(calls: readonly Call[], faults: readonly number[], sl
       const prev = byOrder[i - 1]!;
       const cur = byOrder[i]!;
       const [from, to] = [Date.parse(prev.at), Date.parse(cur.at)];
+      const faultBetween = faults.some((f) => f >= from - slackMs && f <= to);
+      if (cur.local && (cur.attempt ?? 1) <= (prev.attempt ?? 1) && faultBetween) continue;
       if ((cur.attempt ?? 1) <= (prev.attempt ?? 1)) {
         found.push(`${identity}: ${op}: attempt ${cur.attempt} of activity ${cur.activityId} applied it twice (${prev.at}, ${cur.at})`);
-      } else if (!faults.some((f) => f >= from - slackMs && f <= to)) {
+      } else if (!faultBetween) {
         found.push(`${identity}: ${op} repeated by attempt ${cur.attempt} at ${cur.at} (after attempt ${prev.attempt} at ${prev.at}) with no worker kill or server restart between`);
       }
     }

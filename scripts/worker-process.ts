@@ -104,6 +104,8 @@ export interface ActivityRun {
   activity: string;
   attempt: number;
   worker: string;
+  /** A local activity (v4's provider calls): it ran inside a workflow task of `worker`. */
+  local?: boolean;
   /** The result, decoded from its JSON payload (undefined if it failed or returned nothing). */
   result?: unknown;
 }
@@ -119,8 +121,10 @@ const decode = (p: temporal.api.common.v1.IPayload | null | undefined): unknown 
 
 /**
  * Which worker ran which activity, from the workflows' histories: each activity's started event
- * names the worker identity (`<pid>@<host>`) that ran its final attempt, eager or not. Returns
- * every run, worker name → activity type → count, and the runs that needed more than one attempt.
+ * names the worker identity (`<pid>@<host>`) that ran its final attempt, eager or not; a local
+ * activity's marker was recorded by the workflow task that ran it, whose completed event names
+ * the worker. Returns every run, worker name → activity type → count, and the runs that needed
+ * more than one attempt.
  */
 export async function activityPlacement(
   client: Client,
@@ -134,7 +138,16 @@ export async function activityPlacement(
     const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
     const typeOf = new Map<string, string>();
     const byScheduled = new Map<string, ActivityRun>();
+    let taskWorker = '';
     for (const e of events) {
+      if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) taskWorker = e.workflowTaskCompletedEventAttributes?.identity ?? '';
+      const marker = e.markerRecordedEventAttributes;
+      if (marker?.markerName === 'core_local_activity') {
+        const data = decode(marker.details?.data?.payloads?.[0]) as { activity_type?: string; attempt?: number } | undefined;
+        if (data?.activity_type) {
+          runs.push({ workflowId, activity: data.activity_type, attempt: data.attempt ?? 1, worker: nameOf.get(taskWorker) ?? `other (${taskWorker})`, local: true, result: decode(marker.details?.result?.payloads?.[0]) });
+        }
+      }
       if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) typeOf.set(String(e.eventId), e.activityTaskScheduledEventAttributes?.activityType?.name ?? '?');
       if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) {
         const a = e.activityTaskStartedEventAttributes!;

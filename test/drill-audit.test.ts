@@ -27,6 +27,11 @@ test('the audit accepts a no-op retry after a kill and flags every repeat nothin
   assert.match(auditCalls([applied, call({ at: t(11), changed: false })], [at(10)]).join('\n'), /attempt 1 .* twice/);
   // A second activity asked for it: the workflow ran the step again, a kill or not.
   assert.match(auditCalls([applied, call({ at: t(40), activityId: '9', changed: false })], [at(20)]).join('\n'), /requested by 2 activities/);
+  // A local activity run again from attempt 1 by the next worker after a kill: explained by the kill;
+  // without a kill between, or as a regular activity, the same attempt twice is still a duplicate.
+  const local = call({ at: t(10), local: true, activityId: '5' });
+  assert.deepEqual(auditCalls([local, call({ at: t(25), local: true, activityId: '5', changed: false })], [at(12)]), []);
+  assert.match(auditCalls([local, call({ at: t(25), local: true, activityId: '5', changed: false })], [at(30)]).join('\n'), /attempt 1 .* twice/);
   // Calls from outside any activity (seeding, a test) are not the drill's to judge.
   assert.deepEqual(auditCalls([call({ activityId: undefined, runId: undefined, attempt: undefined }), call({ activityId: undefined, runId: undefined, attempt: undefined, changed: false })], []), []);
 });

@@ -2,6 +2,7 @@
 // It behaves like the real ones where it matters (sessions survive a disable unless ended,
 // grants are restorable, every mutation is journalled) so the quick start and tests mean something.
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Context } from '@temporalio/activity';
 import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -78,14 +79,18 @@ export const Call = z.object({
   runId: z.string().optional(),
   activityId: z.string().optional(),
   attempt: z.number().int().optional(),
+  /** A local activity: re-run with its attempt count from 1 when a worker died before its workflow task completed. */
+  local: z.boolean().optional(),
+  /** The worker process that made the call (`<pid>@<host>`, as Temporal names workers). */
+  worker: z.string().optional(),
 });
 export type Call = z.infer<typeof Call>;
 
 /** The activity attempt making the current call, when there is one (tests call providers directly). */
-function caller(): Pick<Call, 'workflowId' | 'runId' | 'activityId' | 'attempt'> {
+function caller(): Pick<Call, 'workflowId' | 'runId' | 'activityId' | 'attempt' | 'local' | 'worker'> {
   try {
     const i = Context.current().info;
-    return { workflowId: i.workflowExecution?.workflowId, runId: i.workflowExecution?.runId, activityId: i.activityId, attempt: i.attempt };
+    return { workflowId: i.workflowExecution?.workflowId, runId: i.workflowExecution?.runId, activityId: i.activityId, attempt: i.attempt, local: i.isLocal, worker: `${process.pid}@${hostname()}` };
   } catch {
     return {};
   }
@@ -95,6 +100,8 @@ export const LabState = z.object({
   identities: Identities.default(() => Object.create(null) as Record<string, LabIdentity>),
   mutations: z.array(Mutation).default([]),
   calls: z.array(Call).default([]),
+  /** Calls a fault is holding right now (rotateDelayMs): which worker holds which step, for a test that kills it. */
+  held: z.array(z.object({ identity: z.string(), op: z.string(), worker: z.string(), at: z.string() })).default([]),
   /** Lab-only: the directory answers nothing until then (a provider outage). */
   unavailableUntil: z.string().optional(),
 });
@@ -325,7 +332,10 @@ export class LabProvider implements IdentityProvider {
 
   async setSecret(identityId: string, secret: string, _loginBlock?: Receipt): Promise<ActionResult> {
     const { faults } = await this.get(identityId);
-    if (faults.rotateDelayMs) await new Promise((r) => setTimeout(r, faults.rotateDelayMs));
+    if (faults.rotateDelayMs) {
+      await this.dir.update((s) => void s.held.push({ identity: identityId, op: 'rotate', worker: `${process.pid}@${hostname()}`, at: new Date().toISOString() }));
+      await new Promise((r) => setTimeout(r, faults.rotateDelayMs));
+    }
     const sha256 = LabDirectory.hashSecret(secret);
     return this.mutate(identityId, 'rotate', (i) => {
       if (i.credential?.sha256 === sha256) return undefined;
