@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ApprovedPolicy } from '../workflows/contract';
-import { DEFAULT_POLICY, PolicyError, parsePolicy } from '../workflows/policy';
+import { DEFAULT_POLICY } from '../workflows/default-policy';
+import { PolicyError, parsePolicy } from '../workflows/policy';
 
 /** JSON with object keys sorted, so the same policy always hashes the same. */
 function canonical(value: unknown): string {

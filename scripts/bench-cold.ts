@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type CordonConfig } from '../activities/config';
 import { signal } from '../test/fixtures';
-import { containOnce, SUPPRESS_ONLY, type Bench } from './bench-phases';
+import { containOnce, SUPPRESS_AND_PARK, type Bench } from './bench-phases';
 import { benchIds, type BenchProvider } from './bench-providers';
 import { percentiles, sleep, type Percentiles } from './measure';
 import { WorkerProcess } from './worker-process';
@@ -36,7 +36,7 @@ export async function coldStart(b: Bench, provider: BenchProvider, runs: number,
     const dataDir = join(b.root, name);
     mkdirSync(dataDir, { recursive: true });
     const policyFile = join(dataDir, 'policy.json');
-    writeFileSync(policyFile, JSON.stringify(SUPPRESS_ONLY));
+    writeFileSync(policyFile, JSON.stringify(SUPPRESS_AND_PARK));
     const config = provider.configure({ ...loadConfig({ CORDON_DATA_DIR: dataDir, ...b.issuer.env, CORDON_POLICY: policyFile }), taskQueue: `bench-${name}` });
     const [id] = benchIds(provider, [`bench-${name}`]);
     await provider.seed(config, [id!]);

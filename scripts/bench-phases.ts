@@ -7,13 +7,14 @@ import { temporal } from '@temporalio/proto';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig, type CordonConfig } from '../activities/config';
 import { LabDirectory } from '../activities/providers/lab';
-import type { ProviderRegistry } from '../activities/providers/registry';
+import { closeProviders, createProviders, type ProviderRegistry } from '../activities/providers/registry';
+import type { IdentityProvider } from '../activities/providers/provider';
 import { loadOrCreateSealKey, readSealPublicKey, sealKeyFiles } from '../activities/command-seal';
 import { describeContainment, sendCommand, submitSignal } from '../client/containments';
 import { containmentWorkflowId } from '../workflows/ids';
 import { SA } from '../workflows/search-attributes';
 import type { Policy } from '../workflows/policy';
-import { ContainmentState, type CordonRole, type IdentitySignal } from '../workflows/schemas';
+import { ContainmentState, type CordonRole, type IdentitySignal, type Scope, type SuppressionAction } from '../workflows/schemas';
 import { createCordonWorker } from '../workers/worker';
 import { approvalLadder, labIdentity, policyWith, signal, timedLadder } from '../test/fixtures';
 import { benchIds, ShardedLab, labBench, type BenchProvider } from './bench-providers';
@@ -43,19 +44,26 @@ export interface Bench {
 export interface Rate extends Percentiles {
   concurrency: number;
   perSecond: number;
+  /** Time to suppress only: the client's request → the server accepted the signal (the rest is the worker's). */
+  accepted?: Percentiles;
 }
 
 /** Unmeasured runs first: a new worker creates its workflow context and caches on first use. */
 const WARMUP = 5;
-/** The shipped NHI rule's suppression with evidence beside it, no stages, closing soon after. */
-export const SUPPRESS_ONLY = policyWith([], { retainFor: '1ms' });
+/**
+ * The shipped NHI rule's suppression with evidence beside it, then parked (open for rollback), as
+ * a real containment waits at a gate or in retention for days. Until this session the bench
+ * closed each one 1 ms after suppression: a timer, a workflow task and a completion more per
+ * containment than any real one does in its first minutes, loading the server under comparison.
+ */
+export const SUPPRESS_AND_PARK = policyWith([], { retainFor: '1h' });
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 export async function withBenchWorker<T>(
   b: Bench,
   name: string,
   fn: (config: CordonConfig, worker: Worker) => Promise<T>,
-  o: { provider?: BenchProvider; providers?: ProviderRegistry; policy?: Policy; maxCachedWorkflows?: number } = {},
+  o: { provider?: BenchProvider; providers?: ProviderRegistry | ((config: CordonConfig) => ProviderRegistry); policy?: Policy; maxCachedWorkflows?: number } = {},
 ): Promise<T> {
   // Each phase's worker approves the phase's policy, as an operator would configure it.
   const dataDir = join(b.root, name);
@@ -65,11 +73,58 @@ export async function withBenchWorker<T>(
   const base: CordonConfig = { ...loadConfig({ CORDON_DATA_DIR: dataDir, ...b.issuer.env, ...(policyFile ? { CORDON_POLICY: policyFile } : {}) }), taskQueue: `bench-${name}`, metricsPort: 0 };
   if (o.maxCachedWorkflows) base.maxCachedWorkflows = o.maxCachedWorkflows;
   const config = o.provider ? o.provider.configure(base) : base;
-  const { worker, close } = await createCordonWorker({ connection: b.connection, namespace: b.namespace, config, providers: o.providers, shutdownGraceTime: '1s' });
+  const own = typeof o.providers === 'function' ? o.providers(config) : undefined;
+  const { worker, close } = await createCordonWorker({ connection: b.connection, namespace: b.namespace, config, providers: own ?? (o.providers as ProviderRegistry | undefined), shutdownGraceTime: '1s' });
   try {
     return await worker.runUntil(fn(config, worker));
   } finally {
     await close();
+    if (own) await closeProviders(own);
+  }
+}
+
+/**
+ * The moments the worker's providers acknowledged suppressions, seen in this process, where the
+ * bench's worker runs: the same instant the activity stamps, learnt with no request to the server
+ * (polling history for it loads the server the floor is compared with). Per identity, resolves
+ * once each expected action has been acknowledged, with the last acknowledgement.
+ */
+class SuppressionAcks {
+  private readonly waiting = new Map<string, { actions: Set<string>; last: number; done: (t: number) => void }>();
+
+  wrap(registry: ProviderRegistry): ProviderRegistry {
+    const acked = (identityId: string, action: string) => {
+      const w = this.waiting.get(identityId);
+      if (!w) return;
+      w.actions.delete(action);
+      w.last = Date.now();
+      if (w.actions.size) return;
+      this.waiting.delete(identityId);
+      w.done(w.last);
+    };
+    const watch = (p: IdentityProvider): IdentityProvider =>
+      new Proxy(p, {
+        get: (target, prop, receiver) => {
+          if (prop !== 'suppress') {
+            const v = Reflect.get(target, prop, receiver) as unknown;
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          }
+          return async (identityId: string, action: SuppressionAction, scope?: Scope) => {
+            const r = await target.suppress(identityId, action, scope);
+            acked(identityId, action);
+            return r;
+          };
+        },
+      });
+    return new Map([...registry].map(([name, p]) => [name, watch(p)]));
+  }
+
+  /** Resolves with the time the last of `actions` on `identityId` was acknowledged. */
+  expect(identityId: string, actions: readonly string[], timeoutMs = 120_000): Promise<number> {
+    return new Promise((ok, fail) => {
+      const timer = setTimeout(() => (this.waiting.delete(identityId), fail(new Error(`${identityId}: suppression not acknowledged within ${timeoutMs} ms`))), timeoutMs);
+      this.waiting.set(identityId, { actions: new Set(actions), last: 0, done: (t) => (clearTimeout(timer), ok(t)) });
+    });
   }
 }
 
@@ -169,6 +224,7 @@ export async function engineFloor(b: Bench, concurrencies: number[], runs: numbe
  */
 export async function timeToSuppress(b: Bench, provider: BenchProvider, concurrencies: number[], runs: number): Promise<Rate[]> {
   const out: Rate[] = [];
+  const acks = new SuppressionAcks();
   for (const c of concurrencies) {
     const rate = await withBenchWorker(
       b,
@@ -179,15 +235,20 @@ export async function timeToSuppress(b: Bench, provider: BenchProvider, concurre
         await provider.seed(config, ids);
         let done = 0;
         const t0 = Date.now();
+        const actions = SUPPRESS_AND_PARK.rules[0]!.suppress;
         const results = await mapLimit(ids, c, async (id) => {
-          const r = await containOnce(b.client, config.taskQueue, signal({ ...provider.signal, identityId: id }));
+          const acked = acks.expect(id, actions);
+          const requestedAt = Date.now();
+          await submitSignal(b.client, signal({ ...provider.signal, identityId: id }), { taskQueue: config.taskQueue });
+          const acceptedAt = Date.now();
+          const suppressedAt = await acked;
           b.progress.update(`time to suppress (${provider.name})`, ++done, runs, `concurrency ${c}`);
-          return r;
+          return { tts: suppressedAt - requestedAt, accept: acceptedAt - requestedAt, suppressedAt };
         });
         const last = Math.max(...results.map((r) => r.suppressedAt));
-        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000) };
+        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000), accepted: percentiles(results.map((r) => r.accept)) };
       },
-      { provider, policy: SUPPRESS_ONLY },
+      { provider, policy: SUPPRESS_AND_PARK, providers: (config) => acks.wrap(createProviders(config)) },
     );
     out.push(rate);
   }
@@ -235,7 +296,7 @@ export async function evidenceFirst(b: Bench, runs: number, evidenceMs: number):
       evidenceObserved: percentiles(observed.filter((x) => Number.isFinite(x))),
       ratio: { p50: parallel.p50 / first.p50, p95: parallel.p95 / first.p95 },
     };
-  }, { policy: SUPPRESS_ONLY });
+  }, { policy: SUPPRESS_AND_PARK });
 }
 
 /** Evidence capture as the server saw it: the first evidence activity scheduled → the last one completed (ms). */

@@ -9,7 +9,7 @@ import Redis from 'ioredis';
 import { clientCredentialsGrant, introspect, OidcError, passwordGrant, postgresAs, redisAs, refreshGrant, type AsIdentity } from './identity-connections';
 import { keycloakMissing, startKeycloak, type LocalKeycloak } from './local-keycloak';
 import { postgresBinDir, redisServerPath, startPostgres, startRedis, type LocalService } from './local-services';
-import { containOnce, SUPPRESS_ONLY, withBenchWorker, type Bench } from './bench-phases';
+import { containOnce, SUPPRESS_AND_PARK, withBenchWorker, type Bench } from './bench-phases';
 import { benchIds, type BenchProvider } from './bench-providers';
 import { percentiles, sleep, type Percentiles } from './measure';
 import { signal } from '../test/fixtures';
@@ -245,6 +245,6 @@ export async function attackerCutoff(b: Bench, p: RealBenchProvider, runs: numbe
       if (dead.some((d) => Number.isNaN(d))) throw new Error(`${p.name}: an attacker connection was still open 10 s after its containment suppressed`);
       return { provider: p.name, ...percentiles(dead), acknowledged: percentiles(acked), lastSuccess: percentiles(lastOk), stillIn };
     },
-    { provider: p, policy: SUPPRESS_ONLY },
+    { provider: p, policy: SUPPRESS_AND_PARK },
   );
 }

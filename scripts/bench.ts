@@ -146,11 +146,11 @@ function format(r: Report): string {
       '',
       'time to suppress: client request -> last suppression acknowledged by the provider (ms); throughput: first request -> last acknowledgement (both as the floor is measured)',
       table(
-        ['provider', 'concurrency', 'runs', 'p50', 'p95', 'p99', 'containments/s', 'engine floor/s', 'throughput / floor', 'p99 / floor p99'],
+        ['provider', 'concurrency', 'runs', 'p50', 'p95', 'p99', 'accepted p50', 'containments/s', 'engine floor/s', 'throughput / floor', 'p99 / floor p99'],
         Object.entries(r.timeToSuppress).flatMap(([name, rates]) =>
           rates.map((t) => {
             const f = floorAt.get(t.concurrency);
-            return [name, t.concurrency, t.n, ms(t.p50), ms(t.p95), ms(t.p99), t.perSecond.toFixed(1), f?.perSecond.toFixed(1) ?? '-', ratio(t.perSecond, f?.perSecond), ratio(t.p99, f?.p99)];
+            return [name, t.concurrency, t.n, ms(t.p50), ms(t.p95), ms(t.p99), t.accepted ? ms(t.accepted.p50) : '-', t.perSecond.toFixed(1), f?.perSecond.toFixed(1) ?? '-', ratio(t.perSecond, f?.perSecond), ratio(t.p99, f?.p99)];
           }),
         ),
       ),

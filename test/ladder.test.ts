@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { after, describe, test } from 'node:test';
 import { LabDirectory } from '../activities/providers/lab';
 import { LocalVault } from '../activities/secret-sink';
-import { DEFAULT_POLICY } from '../workflows/policy';
+import { DEFAULT_POLICY } from '../workflows/default-policy';
 import { closeTestEnv, testEnv } from './harness';
 import { listContainments } from '../client/containments';
 import { captured, eventually, policyWith, timedLadder } from './fixtures';

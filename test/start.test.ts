@@ -70,14 +70,15 @@ after(() => {
 });
 
 async function npmStart(dataDir: string): Promise<Stack> {
-  const [port, uiPort, httpPort] = [await freePort(), await freePort(), await freePort()];
-  // Only the stack's own settings: never the suite's Temporal or provider configuration.
+  const [port, uiPort, httpPort, issuerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  // Only the stack's own settings: never the suite's Temporal or provider configuration, and free
+  // ports of its own (other stacks on this machine may hold the default ones).
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(TEMPORAL_|CORDON_)/.test(k)));
   const child = spawn('npm', ['start'], {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...env, CORDON_DATA_DIR: dataDir, CORDON_TEMPORAL_PORT: String(port), CORDON_UI_PORT: String(uiPort), CORDON_METRICS_PORT: '0', CORDON_HTTP_PORT: String(httpPort) },
+    env: { ...env, CORDON_DATA_DIR: dataDir, CORDON_TEMPORAL_PORT: String(port), CORDON_UI_PORT: String(uiPort), CORDON_METRICS_PORT: '0', CORDON_HTTP_PORT: String(httpPort), CORDON_DEV_ISSUER_PORT: String(issuerPort) },
   });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => void (out += d.toString()));

@@ -131,6 +131,9 @@ interface Role {
   comment: string | null;
 }
 
+/** Admin connections per database: one per suppression action a containment runs at once, and one more. */
+const POOL = 4;
+
 export class PostgresProvider implements IdentityProvider {
   readonly name = 'postgres';
   private readonly pools = new Map<string, pg.Pool>();
@@ -155,11 +158,11 @@ export class PostgresProvider implements IdentityProvider {
       url.pathname = `/${encodeURIComponent(db)}`;
       pool = new pg.Pool({
         connectionString: url.toString(),
-        max: 4,
         connectionTimeoutMillis: 5000,
-        // One connection stays open (warm() opens it at start): the first suppression after a quiet
-        // week pays no handshake. Others close after a minute idle.
-        min: 1,
+        // The connections stay open (warm() opens them at start): a containment's suppression actions
+        // run in parallel, and the first one after a quiet week pays no handshake.
+        max: POOL,
+        min: POOL,
         idleTimeoutMillis: 60_000,
         application_name: 'cordon',
         lock_timeout: this.timeouts.lockTimeoutMs,
@@ -478,7 +481,8 @@ export class PostgresProvider implements IdentityProvider {
   }
 
   async warm(): Promise<void> {
-    await this.pool().query('SELECT 1');
+    // Every connection a containment's parallel actions use, each with the catalog lookups they make.
+    await Promise.all(Array.from({ length: POOL }, () => this.withClient(undefined, (c) => c.query("SELECT rolname FROM pg_roles WHERE rolname = 'cordon-warm-up'"))));
   }
 
   async close(): Promise<void> {
