@@ -110,6 +110,7 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
               } catch (err) {
                 const permanent = err instanceof ApplicationFailure && err.nonRetryable;
                 if (permanent || attempt >= EVIDENCE_TRIES || ctx?.cancellationSignal.aborted) {
+                  ctx?.log.warn('evidence capture failed', { kind, attempts: attempt, error: (err as Error).message });
                   return { kind, error: (err as Error).message, attempts: attempt, ms: Math.round(performance.now() - started) };
                 }
                 await (ctx ? sleep(backoff(attempt)) : new Promise((r) => setTimeout(r, backoff(attempt))));

@@ -115,10 +115,10 @@ for (const o of outages) {
       await withWorker(cfg, async ({ client }) => {
         await server.halt();
         const { workflowId } = await submitSignal(client, signal({ provider: o.name, identityId: s.identityId }), { taskQueue: cfg.taskQueue });
-        await eventually(async () => {
-          const { raw } = await client.workflow.getHandle(workflowId).describe();
-          return (raw.pendingActivities ?? []).some((a) => (a.attempt ?? 0) > 2);
-        }, 'the suppression activity to be retried');
+        // Suppression is a local activity retrying inside the worker: still suppressing, never given up.
+        await new Promise((r) => setTimeout(r, 3000));
+        const during = await describeContainment(client, workflowId);
+        assert.deepEqual([during.position, during.status], ['new', 'suppressing'], 'suppression keeps retrying while the server is down');
         await server.resume();
         const st = await eventually(async () => {
           const x = await describeContainment(client, workflowId);
@@ -128,6 +128,13 @@ for (const o of outages) {
         // suppression still had a login block to put in place, so it changed something.
         const suppressed = st.actions.find((a) => a.action === 'suppress:revoke-sessions');
         assert.equal(suppressed?.outcome, 'done', `suppression after the outage: ${JSON.stringify(suppressed)}`);
+        // The call that succeeded was a retry: its local-activity marker says which attempt it was.
+        const attempts = ((await client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).flatMap((e) => {
+          const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+          const d = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string; attempt?: number }) : undefined;
+          return d?.activity_type === 'suppress' ? [d.attempt ?? 1] : [];
+        });
+        assert.ok(Math.max(...attempts) >= 2, `the suppression that landed was a retry: attempts ${JSON.stringify(attempts)}`);
         assert.ok(await denied(f.connect(s.identityId, s.password)), 'the leaked password is blocked once the server is back');
         await operate(client, cfg, workflowId, { type: 'abort', reason: 'drill over' });
       });

@@ -110,7 +110,8 @@ describe('bad input is refused and changes nothing', () => {
 
   test('invalid commands are refused before reaching the containment', async () => {
     await scenario({ policy: policyWith(approvalLadder()) }, async (sc) => {
-      await sc.until('waiting', (s) => s.waiting?.for === 'approval');
+      // The gate opens in the task that ran suppression; evidence lands a task later.
+      await sc.until('waiting, evidence in', (s) => s.waiting?.for === 'approval' && s.actions.filter((a) => a.action.startsWith('evidence:')).length === s.plan.evidence.length);
       const before = await sc.state();
       const o = { token: await testToken('tester'), sealKey: readSealPublicKey(sc.config.dataDir) };
       await assert.rejects(sendCommand(sc.client, sc.workflowId, { type: 'nuke', reason: 'y' }, o), /invalid command: type: /);
