@@ -159,7 +159,11 @@ describe('HTTP API', () => {
       const responder = await operator('rita', ['responder']);
       const path = `/v1/containments/${enc(id)}/commands`;
       const describe = async () => (await api.call('GET', `/v1/containments/${enc(id)}`, { token: responder })).body as ContainmentState;
-      await eventually(async () => (await describe()).waiting?.for === 'approval', 'the restrict approval');
+      // The gate opens in the task that ran suppression; evidence lands a task later.
+      await eventually(async () => {
+        const st = await describe();
+        return st.waiting?.for === 'approval' && st.actions.filter((a) => a.action.startsWith('evidence:')).length === st.plan.evidence.length;
+      }, 'the restrict approval, evidence in');
       const before = (await describe()).actions.length;
       // Refused at the edge: nothing reaches the containment.
       assert.equal((await api.call('POST', path, { json: { type: 'advance', reason: 'x' } })).status, 401);

@@ -34,7 +34,7 @@ async function assertNotStarted(s: { provider: string; identityId: string }): Pr
 describe('one containment per identity', () => {
   test('a repeated signal joins the running containment; a duplicate signal id changes nothing', async () => {
     await scenario({ policy: policyWith(approvalLadder()) }, async (sc) => {
-      await sc.until('suppressed', (s) => s.position === 'suppressed');
+      await sc.until('suppressed, evidence in', (s) => s.position === 'suppressed' && s.actions.filter((a) => a.action.startsWith('evidence:')).length === s.plan.evidence.length);
       await sc.submit({ trigger: 'atypical-api-pattern' });
       const joined = await sc.until('second signal', (s) => s.signals.length === 2);
       assert.equal(joined.signals[1]!.trigger, 'atypical-api-pattern');
