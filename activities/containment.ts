@@ -34,7 +34,7 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
    * what it is doing, see cancellation() in providers/common.ts), and how a worker that died
    * mid-step is noticed when the workflow sets a heartbeat timeout.
    */
-  async function on<T>(target: Target, fn: (p: IdentityProvider) => Promise<T>, action?: string): Promise<T> {
+  async function on<T>(target: Target, fn: (p: IdentityProvider) => Promise<T>, action?: string, o: { heartbeat?: boolean } = {}): Promise<T> {
     const provider = providers.get(target.provider);
     if (!provider) {
       throw ApplicationFailure.nonRetryable(`no provider "${target.provider}" is configured on this worker (have: ${[...providers.keys()].join(', ')})`, 'InvalidConfiguration');
@@ -43,7 +43,8 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
     if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
     // A local activity has no heartbeat: its cancellation reaches it through the worker directly.
     const every = ctx?.info.heartbeatTimeoutMs ? Math.max(200, ctx.info.heartbeatTimeoutMs / 3) : HEARTBEAT_MS;
-    const beat = ctx && !ctx.info.isLocal && setInterval(() => ctx.heartbeat(), every);
+    // A caller that heartbeats its own details (captureEvidenceSet) must not have them overwritten.
+    const beat = ctx && !ctx.info.isLocal && o.heartbeat !== false && setInterval(() => ctx.heartbeat(), every);
     const started = performance.now();
     const took = (outcome: string) => ctx && recordProviderCall(ctx, target.provider, action ?? ctx.info.activityType, outcome, performance.now() - started);
     try {
@@ -102,7 +103,7 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
             const started = performance.now();
             for (let attempt = 1; ; attempt++) {
               try {
-                const ref = await on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind)), `evidence:${kind}`);
+                const ref = await on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind)), `evidence:${kind}`, { heartbeat: false });
                 const outcome = { kind, ref, attempts: attempt, ms: Math.round(performance.now() - started) };
                 done.set(kind, outcome);
                 ctx?.heartbeat({ done: [...done.values()] });

@@ -18,8 +18,6 @@ import { addMissingSearchAttributes } from './search-attributes-admin';
 import { resolveTemporalServer, type ServerBinaries } from './temporal-server';
 import { ENGINE_TUNING } from './engine-tuning';
 
-/** The measured engine settings (scripts/engine-tuning.ts), as the dev server runs them too. */
-export const TUNED_DYNAMIC_CONFIG: Record<string, unknown> = ENGINE_TUNING;
 
 /** Always set: PostgreSQL's visibility columns hold 255 characters, so longer ids fail cleanly up front. */
 const BASE_DYNAMIC_CONFIG: Record<string, unknown> = { 'limit.maxIDLength': 255 };
@@ -37,7 +35,7 @@ export interface ClusterOptions {
   /** The frontend's gRPC port; a free one by default. */
   port?: number;
   namespace?: string;
-  /** Dynamic config on top of TUNED_DYNAMIC_CONFIG; a value of null removes a tuned key. */
+  /** Dynamic config on top of ENGINE_TUNING (scripts/engine-tuning.ts); a value of null removes a tuned key. */
   dynamicConfig?: Record<string, unknown>;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   onEvent?: (text: string) => void;
@@ -359,7 +357,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
       worker: await freeLowPort(taken),
       workerMembership: await freeLowPort(taken),
     };
-    const dynamicConfig = Object.fromEntries(Object.entries({ ...BASE_DYNAMIC_CONFIG, ...TUNED_DYNAMIC_CONFIG, ...o.dynamicConfig }).filter(([, v]) => v !== null));
+    const dynamicConfig = Object.fromEntries(Object.entries({ ...BASE_DYNAMIC_CONFIG, ...ENGINE_TUNING, ...o.dynamicConfig }).filter(([, v]) => v !== null));
     const dynamicConfigFile = join(dir, 'config', 'dynamicconfig.yaml');
     writeFileSync(dynamicConfigFile, dynamicConfigYaml(dynamicConfig));
     writeFileSync(join(dir, 'config', 'cordon.yaml'), serverConfigYaml({ pg, shards, ports, dynamicConfigFile, logLevel: o.logLevel ?? 'warn' }), { mode: 0o600 });

@@ -536,7 +536,14 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
     const kinds = state.plan.evidence.filter((k) => !evidenceTaken.has(k));
     kinds.forEach((k) => evidenceTaken.add(k));
     capturing++;
-    if (v4 && !dryRun) return kinds.length ? captureSet(kinds).finally(() => capturing--) : void capturing--;
+    if (v4 && !dryRun) {
+      try {
+        if (kinds.length) await captureSet(kinds);
+      } finally {
+        capturing--;
+      }
+      return;
+    }
     await Promise.all(
       kinds.map(async (kind) => {
         if (dryRun) return record(`evidence:${kind}`, ruleActor(), 'would-do', `would capture ${kind}`);

@@ -159,10 +159,10 @@ export class PostgresProvider implements IdentityProvider {
       pool = new pg.Pool({
         connectionString: url.toString(),
         connectionTimeoutMillis: 5000,
-        // The connections stay open (warm() opens them at start): a containment's suppression actions
-        // run in parallel, and the first one after a quiet week pays no handshake.
+        // The admin database's connections stay open (warm() opens them at start): a containment's
+        // suppression actions run in parallel, and the first one after a quiet week pays no handshake.
         max: POOL,
-        min: POOL,
+        min: db === this.adminDatabase ? POOL : 0,
         idleTimeoutMillis: 60_000,
         application_name: 'cordon',
         lock_timeout: this.timeouts.lockTimeoutMs,
