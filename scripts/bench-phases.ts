@@ -4,7 +4,8 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import type { NativeConnection, Worker } from '@temporalio/worker';
+import { setFlagsFromString } from 'node:v8';
+import { bundleWorkflowCode, Worker, type NativeConnection } from '@temporalio/worker';
 import { loadConfig, type CordonConfig } from '../activities/config';
 import { LabDirectory } from '../activities/providers/lab';
 import { closeProviders, createProviders, type ProviderRegistry } from '../activities/providers/registry';
@@ -15,7 +16,8 @@ import { containmentWorkflowId } from '../workflows/ids';
 import { SA } from '../workflows/search-attributes';
 import type { Policy } from '../workflows/policy';
 import { ContainmentState, type CordonRole, type IdentitySignal, type Scope, type SuppressionAction } from '../workflows/schemas';
-import { createCordonWorker } from '../workers/worker';
+import { noop } from '../activities/containment';
+import { createCordonWorker, quietBundlerLogger } from '../workers/worker';
 import { approvalLadder, labIdentity, policyWith, signal, timedLadder } from '../test/fixtures';
 import { benchIds, ShardedLab, labBench, type BenchProvider } from './bench-providers';
 import { mapLimit, percentiles, sleep, type Percentiles, type Progress } from './measure';
@@ -81,6 +83,27 @@ export async function withBenchWorker<T>(
     await close();
     if (own) await closeProviders(own);
   }
+}
+
+/**
+ * A worker for the floor alone: the same worker settings as Cordon's, but a bundle of the floor
+ * workflow only. Every workflow evaluates its bundle's modules, so on Cordon's bundle the floor
+ * would pay for Cordon's schemas, and the floor would no longer be the engine's.
+ */
+async function withFloorWorker<T>(b: Bench, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const config = loadConfig({ CORDON_DATA_DIR: join(b.root, 'floor') });
+  const taskQueue = 'bench-floor';
+  setFlagsFromString(`--max-old-space-size=${config.workflowHeapMb}`);
+  const worker = await Worker.create({
+    connection: b.connection,
+    namespace: b.namespace,
+    taskQueue,
+    workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/engine-floor'), logger: quietBundlerLogger }),
+    activities: { noop },
+    shutdownGraceTime: '1s',
+    maxCachedWorkflows: config.maxCachedWorkflows,
+  });
+  return worker.runUntil(fn(taskQueue));
 }
 
 /**
@@ -195,10 +218,10 @@ async function warmUp(b: Bench, config: CordonConfig, provider: BenchProvider, t
  * and throughput from the first request to the last activity.
  */
 export async function engineFloor(b: Bench, concurrencies: number[], runs: number): Promise<Rate[]> {
-  return withBenchWorker(b, 'floor', async (config) => {
+  return withFloorWorker(b, async (taskQueue) => {
     const once = async (workflowId: string) => {
       const requestedAt = Date.now();
-      const { at } = await b.client.workflow.execute('engineFloor', { taskQueue: config.taskQueue, workflowId, args: ['bench'] });
+      const { at } = await b.client.workflow.execute('engineFloor', { taskQueue, workflowId, args: ['bench'] });
       return { ms: at - requestedAt, at };
     };
     for (const i of range(WARMUP)) await once(`floor-warmup-${i}`);

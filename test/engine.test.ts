@@ -8,6 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { startDevServer } from '../scripts/dev-server';
 import { resolveTemporalCli } from '../scripts/temporal-cli';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { workflowBundle } from '../workers/worker';
 import { closeTestEnv, isolatedConfig, testEnv, withWorker } from './harness';
 
 after(closeTestEnv);
@@ -23,6 +24,15 @@ test('a workflow runs end to end on the real dev server', async () => {
     const types = (history.events ?? []).map((e) => e.eventType);
     assert.ok(types.length >= 11, `expected a full history with an activity, got ${types.length} events`);
   });
+});
+
+test('zod is preloaded once per workflow thread, not evaluated again for every containment', async () => {
+  // webpack drops a preload whose exports go unused from a package marked side-effect free (zod
+  // is): then every containment would evaluate zod again, and nothing else would fail.
+  const { code } = await workflowBundle();
+  const preload = /exports\.preloadModules = function preloadModules\(\) \{([^}]*)\}/.exec(code);
+  assert.ok(preload, 'the bundle has a preloadModules function');
+  assert.match(preload[1], /__webpack_require__\([^)]*"\.\/workflows\/shared-zod\.ts"\)/, `preloadModules loads shared-zod.ts: ${preload[1].trim()}`);
 });
 
 test('the server registered every Cordon search attribute', async () => {

@@ -17,11 +17,16 @@ let bundle: Promise<WorkflowBundle> | undefined;
 
 /** Bundles workflows/ once per process; every worker in the process reuses it. */
 export function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietBundlerLogger });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../workflows'),
+    // Evaluated once per workflow thread and shared by every containment (see the module).
+    preloadModules: [require.resolve('../workflows/shared-zod')],
+    logger: quietBundlerLogger,
+  });
   return bundle;
 }
 
-const quietBundlerLogger = { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} };
+export const quietBundlerLogger = { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} };
 
 export interface CordonWorkerOptions {
   connection: NativeConnection;

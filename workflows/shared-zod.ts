@@ -1,0 +1,19 @@
+// Preloaded once per workflow thread (workers/worker.ts, `preloadModules`), so zod's own modules
+// are shared by every containment instead of being evaluated again for each one (about 3 ms of
+// workflow-thread time per containment on this machine). The SDK deep-freezes shared modules,
+// so whatever zod sets up lazily on first use is set up here, before the freeze:
+// - its global config (default locale, memoizer), which zod writes on the first schema built;
+// - `jitless`, so a parse never compiles a fast path with `new Function`: each containment
+//   builds its schemas afresh and parses a handful of messages, so compiling costs more than it
+//   saves, and it keeps zod from probing (and caching) whether eval is allowed.
+// Cordon's own schemas stay per containment: zod caches derived data on schema instances.
+import { z } from 'zod';
+
+z.config({ jitless: true });
+z.object({ warm: z.string() }).safeParse({ warm: '' });
+const config = z.config();
+if (!config.localeError || !config.memoizer || !config.jitless) {
+  throw new Error('zod did not set up its global config on first use; shared-zod.ts must set it before the SDK freezes it');
+}
+
+export const sharedZod = z;
