@@ -32,7 +32,8 @@ test('zod is preloaded once per workflow thread, not evaluated again for every c
   const { code } = await workflowBundle();
   const preload = /exports\.preloadModules = function preloadModules\(\) \{([^}]*)\}/.exec(code);
   assert.ok(preload, 'the bundle has a preloadModules function');
-  assert.match(preload[1], /__webpack_require__\([^)]*"\.\/workflows\/shared-zod\.ts"\)/, `preloadModules loads shared-zod.ts: ${preload[1].trim()}`);
+  const body = preload[1] ?? '';
+  assert.match(body, /__webpack_require__\([^)]*"\.\/workflows\/shared-zod\.ts"\)/, `preloadModules loads shared-zod.ts: ${body.trim()}`);
 });
 
 test('the server registered every Cordon search attribute', async () => {
