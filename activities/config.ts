@@ -30,6 +30,8 @@ const Env = z.object({
   // The workflow thread's V8 old space: without a bound V8 grows it lazily to gigabytes (4 GiB
   // here) before collecting what evicted containments left. It must hold the cache: ~1 MB each.
   CORDON_WORKFLOW_HEAP_MB: z.coerce.number().int().min(128).max(16_384).default(320),
+  // One engine-floor workflow at worker start, so the first containment meets warm code (workers/warm-up.ts).
+  CORDON_WARM_UP: z.enum(['true', 'false'], { message: 'CORDON_WARM_UP is true or false' }).default('true'),
   CORDON_POSTGRES_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'CORDON_POSTGRES_URL is a postgres:// URL' }).optional(),
   CORDON_REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'CORDON_REDIS_URL is a redis:// URL' }).optional(),
   CORDON_POLICY: z.string().min(1).optional(),
@@ -84,6 +86,8 @@ export interface CordonConfig {
   maxCachedWorkflows: number;
   /** The workflow thread's heap bound (MiB). */
   workflowHeapMb: number;
+  /** Run one engine-floor workflow at start (workers/main.ts). */
+  warmUp: boolean;
   postgresUrl?: string;
   redisUrl?: string;
   /** The approved policy file (undefined: the shipped default). */
@@ -131,6 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
     metricsPort: e.CORDON_METRICS_PORT,
     maxCachedWorkflows: e.CORDON_MAX_CACHED_WORKFLOWS,
     workflowHeapMb: e.CORDON_WORKFLOW_HEAP_MB,
+    warmUp: e.CORDON_WARM_UP === 'true',
     postgresUrl: e.CORDON_POSTGRES_URL,
     redisUrl: e.CORDON_REDIS_URL,
     policyFile: e.CORDON_POLICY ? resolve(e.CORDON_POLICY) : undefined,

@@ -88,3 +88,17 @@ test('after a containment, /metrics has time to suppress, provider call times an
   assert.ok(lines.some((l) => l.startsWith('temporal_workflow_task_')), 'SDK workflow task metrics are there');
   assert.ok(lines.some((l) => l.startsWith('temporal_local_activity_')), 'SDK local activity metrics are there (suppression runs as local activities)');
 });
+
+test('a worker process warms itself up at start: one engine-floor workflow on its task queue, nothing on any provider', async () => {
+  const query = `TaskQueue = "${taskQueue}" AND WorkflowType = "engineFloor"`;
+  const ids: string[] = [];
+  for (let i = 0; i < 100 && !ids.length; i++) {
+    for await (const w of client.workflow.list({ query: `${query} AND ExecutionStatus = "Completed"` })) ids.push(w.workflowId);
+    if (!ids.length) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(ids.length, 1, 'one completed warm-up workflow');
+  assert.match(ids[0]!, new RegExp(`^cordon-warm-up/${taskQueue}/`));
+  const history = await client.workflow.getHandle(ids[0]!).fetchHistory();
+  const activities = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
+  assert.deepEqual(activities, ['noop'], 'the warm-up runs only the no-op activity');
+});

@@ -4,6 +4,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { describeProviders, loadConfig } from '../activities/config';
 import { temporalTarget } from '../client/connection';
 import { CORDON_BUCKETS } from '../activities/metrics';
+import { warmUp } from './warm-up';
 import { createCordonWorker } from './worker';
 
 async function main(): Promise<void> {
@@ -30,8 +31,14 @@ async function main(): Promise<void> {
     for (const w of all) console.log(`cordon worker: ${w.provider} ${w.error ? `not reachable yet (${w.error}): its calls will retry` : `connected in ${w.ms} ms`}`);
   });
   // Worker.run() installs SIGINT/SIGTERM handlers that begin a graceful shutdown.
+  const running = worker.run();
+  if (config.warmUp) {
+    void warmUp(connection, target.namespace, config.taskQueue).then((w) =>
+      console.log('error' in w ? `cordon worker: warm-up failed (${w.error}): the first containment runs cold` : `cordon worker: warmed up in ${w.ms} ms (${w.workflowId})`),
+    );
+  }
   try {
-    await worker.run();
+    await running;
   } finally {
     await close();
     await connection.close();
