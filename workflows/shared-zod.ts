@@ -1,6 +1,6 @@
 // Preloaded once per workflow thread (workers/worker.ts, `preloadModules`), so zod's own modules
 // are shared by every containment instead of being evaluated again for each one (about 3 ms of
-// workflow-thread time per containment on this machine). The SDK deep-freezes shared modules,
+// worker CPU per workflow on this machine: 16.3 -> 13.0 ms at 8 in flight). The SDK deep-freezes shared modules,
 // so whatever zod sets up lazily on first use is set up here, before the freeze:
 // - its global config (default locale, memoizer), which zod writes on the first schema built;
 // - `jitless`, so a parse never compiles a fast path with `new Function`: each containment
