@@ -21,7 +21,7 @@ import { createCordonWorker, quietBundlerLogger } from '../workers/worker';
 import { approvalLadder, labIdentity, policyWith, signal, timedLadder } from '../test/fixtures';
 import { benchIds, ShardedLab, labBench, type BenchProvider } from './bench-providers';
 import { mapLimit, percentiles, sleep, type Percentiles, type Progress } from './measure';
-import { WorkerProcess } from './worker-process';
+import { localActivity, localRuns, WorkerProcess } from './worker-process';
 
 export interface Bench {
   client: Client;
@@ -90,6 +90,9 @@ export async function withBenchWorker<T>(
  * workflow only. Every workflow evaluates its bundle's modules, so on Cordon's bundle the floor
  * would pay for Cordon's schemas, and the floor would no longer be the engine's.
  */
+/** Floor activities that ran, by tag (the workflow id): seen in this process, as suppressions are. */
+const floorAcks = new Map<string, (at: number) => void>();
+
 async function withFloorWorker<T>(b: Bench, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const config = loadConfig({ CORDON_DATA_DIR: join(b.root, 'floor') });
   const taskQueue = 'bench-floor';
@@ -99,7 +102,13 @@ async function withFloorWorker<T>(b: Bench, fn: (taskQueue: string) => Promise<T
     namespace: b.namespace,
     taskQueue,
     workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/engine-floor'), logger: quietBundlerLogger }),
-    activities: { noop },
+    activities: {
+      noop: async (tag: string) => {
+        const r = await noop(tag);
+        floorAcks.get(tag)?.(r.at);
+        return r;
+      },
+    },
     shutdownGraceTime: '1s',
     maxCachedWorkflows: config.maxCachedWorkflows,
   });
@@ -164,12 +173,9 @@ const keyword = (p: temporal.api.common.v1.IPayload | null | undefined) => (p?.d
 
 /** The provider's acknowledgement time a v4 suppression's local-activity marker carries in its result. */
 function suppressAck(e: temporal.api.history.v1.IHistoryEvent): number | undefined {
-  const m = e.markerRecordedEventAttributes;
-  if (m?.markerName !== 'core_local_activity') return undefined;
-  const data = keyword(m.details?.data?.payloads?.[0]) as { activity_type?: string } | undefined;
-  if (data?.activity_type !== 'suppress') return undefined;
-  const result = keyword(m.details?.result?.payloads?.[0]) as { at?: string } | undefined;
-  return result?.at ? Date.parse(result.at) : undefined;
+  const local = localActivity(e);
+  const at = local?.activity === 'suppress' ? (local.result as { at?: string } | undefined)?.at : undefined;
+  return at ? Date.parse(at) : undefined;
 }
 
 /**
@@ -219,9 +225,14 @@ async function warmUp(b: Bench, config: CordonConfig, provider: BenchProvider, t
  */
 export async function engineFloor(b: Bench, concurrencies: number[], runs: number): Promise<Rate[]> {
   return withFloorWorker(b, async (taskQueue) => {
+    // Released at the activity's acknowledgement, as a containment is at its suppression's: the
+    // rest of each run (its completion) goes on beside the next, as a containment's does.
     const once = async (workflowId: string) => {
+      const ran = new Promise<number>((ok) => floorAcks.set(workflowId, ok));
       const requestedAt = Date.now();
-      const { at } = await b.client.workflow.execute('engineFloor', { taskQueue, workflowId, args: ['bench'] });
+      await b.client.workflow.start('engineFloor', { taskQueue, workflowId, args: [workflowId] });
+      const at = await ran;
+      floorAcks.delete(workflowId);
       return { ms: at - requestedAt, at };
     };
     for (const i of range(WARMUP)) await once(`floor-warmup-${i}`);
@@ -322,7 +333,11 @@ export async function evidenceFirst(b: Bench, runs: number, evidenceMs: number):
   }, { policy: SUPPRESS_AND_PARK });
 }
 
-/** Evidence capture as the server saw it: the first evidence activity scheduled → the last one completed (ms). */
+/**
+ * Evidence capture as it was observed: the first evidence activity scheduled → the last one
+ * completed (ms), or, when v5's quick path took it all, the slowest kind's time inside the local
+ * activity (its marker has no start time of its own).
+ */
 async function evidenceSpan(client: Client, workflowId: string): Promise<number> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
@@ -339,7 +354,9 @@ async function evidenceSpan(client: Client, workflowId: string): Promise<number>
     const completed = e.activityTaskCompletedEventAttributes;
     if (completed && evidenceIds.has(String(completed.scheduledEventId))) last = Math.max(last, time(e));
   }
-  return last - first;
+  if (evidenceIds.size) return last - first;
+  const quick = localRuns(events, 'captureEvidenceSet').flatMap((r) => (r.result as { ms: number }[] | undefined) ?? []);
+  return quick.length ? Math.max(...quick.map((o) => o.ms)) : NaN;
 }
 
 export interface LadderCost {

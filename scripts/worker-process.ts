@@ -119,6 +119,19 @@ const decode = (p: temporal.api.common.v1.IPayload | null | undefined): unknown 
   }
 };
 
+/** A local activity's marker: its type, attempt and result (undefined if it failed); undefined for any other event. */
+export function localActivity(e: temporal.api.history.v1.IHistoryEvent): { activity: string; attempt: number; result?: unknown } | undefined {
+  const marker = e.markerRecordedEventAttributes;
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  const data = decode(marker.details?.data?.payloads?.[0]) as { activity_type?: string; attempt?: number } | undefined;
+  if (!data?.activity_type) return undefined;
+  return { activity: data.activity_type, attempt: data.attempt ?? 1, result: decode(marker.details?.result?.payloads?.[0]) };
+}
+
+/** The local activities of one type in a history, in order. */
+export const localRuns = (events: readonly temporal.api.history.v1.IHistoryEvent[], activity: string) =>
+  events.map(localActivity).filter((r) => r?.activity === activity) as NonNullable<ReturnType<typeof localActivity>>[];
+
 /**
  * Which worker ran which activity, from the workflows' histories: each activity's started event
  * names the worker identity (`<pid>@<host>`) that ran its final attempt, eager or not; a local
@@ -141,13 +154,8 @@ export async function activityPlacement(
     let taskWorker = '';
     for (const e of events) {
       if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) taskWorker = e.workflowTaskCompletedEventAttributes?.identity ?? '';
-      const marker = e.markerRecordedEventAttributes;
-      if (marker?.markerName === 'core_local_activity') {
-        const data = decode(marker.details?.data?.payloads?.[0]) as { activity_type?: string; attempt?: number } | undefined;
-        if (data?.activity_type) {
-          runs.push({ workflowId, activity: data.activity_type, attempt: data.attempt ?? 1, worker: nameOf.get(taskWorker) ?? `other (${taskWorker})`, local: true, result: decode(marker.details?.result?.payloads?.[0]) });
-        }
-      }
+      const local = localActivity(e);
+      if (local) runs.push({ workflowId, ...local, worker: nameOf.get(taskWorker) ?? `other (${taskWorker})`, local: true });
       if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) typeOf.set(String(e.eventId), e.activityTaskScheduledEventAttributes?.activityType?.name ?? '?');
       if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) {
         const a = e.activityTaskStartedEventAttributes!;

@@ -6,11 +6,13 @@ import { readFile } from 'node:fs/promises';
 import { after, describe, test } from 'node:test';
 import { LabDirectory } from '../activities/providers/lab';
 import { LocalVault } from '../activities/secret-sink';
+import { EvidenceStore } from '../activities/evidence-store';
 import { DEFAULT_POLICY } from '../workflows/default-policy';
 import { closeTestEnv, testEnv } from './harness';
 import { listContainments } from '../client/containments';
 import { captured, eventually, policyWith, timedLadder } from './fixtures';
 import { scanTouchedHistories, scenario } from './scenario';
+import { localRuns } from '../scripts/worker-process';
 
 after(closeTestEnv);
 
@@ -75,6 +77,32 @@ describe('suppression and evidence run side by side', () => {
       // Every suppression was acknowledged by the provider before any delayed evidence finished.
       assert.ok(Math.max(...suppressions) < firstEvidence, 'suppression waited for evidence');
       assert.ok(Date.parse(state.suppressedAt!) < firstEvidence);
+      // v5: slow evidence still runs beside suppression as a local activity, never through the task queue.
+      const events = (await sc.client.workflow.getHandle(sc.workflowId).fetchHistory()).events ?? [];
+      const local = localRuns(events, 'captureEvidenceSet');
+      assert.equal(local.length, 1);
+      assert.equal((local[0]!.result as unknown[]).length, 3);
+      assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureEvidenceSet').length, 0);
+      const stored = await new EvidenceStore(sc.config.evidenceDir).list();
+      assert.deepEqual(stored.sort(), state.evidence.map((e) => e.sha256).sort(), 'every stored artifact is on the record, none twice');
+    });
+  });
+
+  test('evidence is taken beside suppression in the first workflow task, which publishes once', async () => {
+    await scenario({ policy: policyWith([]) }, async (sc) => {
+      const state = await sc.until('evidence captured', (s) => captured(s) === 3 && s.position === 'suppressed');
+      assert.ok(state.actions.filter((a) => a.action.startsWith('evidence:')).every((a) => a.outcome === 'done'));
+      const events = (await sc.client.workflow.getHandle(sc.workflowId).fetchHistory()).events ?? [];
+      assert.equal(localRuns(events, 'captureEvidenceSet').filter((r) => r.result).length, 1, 'evidence ran as a local activity');
+      assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes).length, 0, 'nothing went through the task queue');
+      // One patch marker (v5), and one upsert of Cordon's attributes for suppression and the wait that follows it:
+      // the client set the first ones at start, and v4 upserted three times here.
+      const patches = events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
+      assert.equal(patches.length, 1);
+      // (Queries during the first task may split it in two, but never between suppression and its wait.)
+      const upserts = events.map((e) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {})).filter((k) => k.some((n) => n.startsWith('Cordon')));
+      assert.equal(upserts.length, 1, JSON.stringify(upserts));
+      assert.ok(upserts[0]!.includes('CordonStage') && upserts[0]!.includes('CordonWaitingFor'));
     });
   });
 

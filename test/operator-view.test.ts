@@ -113,8 +113,10 @@ describe('triage search attributes', () => {
 
 describe('cancellation from the UI or API', () => {
   test('is refused and recorded; activities in flight finish and the ladder goes on', async () => {
-    // Evidence takes 3 s, so it is in flight when the cancellation arrives.
-    await scenario({ policy: policyWith(approvalLadder()), identity: { faults: { evidenceDelayMs: 3000 } } }, async (sc) => {
+    // Evidence takes 12 s, so it is in flight when the cancellation arrives. From v5 it runs in the
+    // first workflow task, which the SDK heartbeats at 8 s (80% of the task timeout): the state and
+    // the cancellation get in then, while evidence goes on.
+    await scenario({ policy: policyWith(approvalLadder()), identity: { faults: { evidenceDelayMs: 12_000 } } }, async (sc) => {
       const waiting = await sc.until('waiting for approval, evidence still running', (s) => s.waiting?.for === 'approval');
       assert.equal(waiting.actions.filter((a) => a.action.startsWith('evidence:')).length, 0, 'evidence must still be in flight');
       const cli = await resolveTemporalCli();

@@ -138,7 +138,8 @@ test('record: continue-as-new during a dependency wait', () =>
   ));
 
 test('record: a cancellation request refused while evidence is in flight, the ladder goes on', () =>
-  scenario({ policy: policyWith(approvalLadder().slice(0, 1), { retainFor: '1s' }), identity: { ...labIdentity(), faults: { evidenceDelayMs: 1000 } } }, async (sc) => {
+  // Evidence (12 s) outlasts the first workflow task's heartbeat (8 s): from v5 it runs in that task.
+  scenario({ policy: policyWith(approvalLadder().slice(0, 1), { retainFor: '1s' }), identity: { ...labIdentity(), faults: { evidenceDelayMs: 12_000 } } }, async (sc) => {
     await sc.until('approval to restrict', (s) => s.waiting?.for === 'approval');
     await sc.client.workflow.getHandle(sc.workflowId).cancel();
     await sc.until('the refusal on the record', (s) => s.actions.some((a) => a.action === 'cancel'));

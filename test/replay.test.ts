@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { workflowBundle } from '../workers/worker';
+import { localRuns } from '../scripts/worker-process';
 
 const DIR = join(__dirname, 'histories');
 /** The workflow id each history ran under (v3 checks it); earlier files are named by file. */
@@ -49,6 +50,22 @@ test('v4 histories (local provider calls) carry their patch marker; v3 ones repl
   const remote = (f: string) => (histories.find((h) => h.file === f)!.history.events ?? []).filter((e) => PROVIDER_CALLS.includes(e.activityTaskScheduledEventAttributes?.activityType?.name ?? '')).length;
   assert.deepEqual(v4.map(remote), v4.map(() => 0));
   assert.ok(remote('v3-timed-ladder.json') > 0, 'v3 scheduled its provider calls as activities');
+});
+
+test('v5 histories carry one patch marker, their own, and take evidence as a local activity', () => {
+  const v5 = files.filter((f) => f.startsWith('v5-'));
+  assert.ok(v5.length >= 8, `${v5.length} v5 histories`);
+  for (const f of v5) {
+    const ids = patchIds(f);
+    assert.ok(ids.length === 1 && ids[0]!.includes('v5-one-task-to-park'), `${f}: ${ids.join(' | ')}`);
+  }
+  assert.deepEqual(files.filter((f) => !f.startsWith('v5-') && patchIds(f).some((p) => p.includes('v5-one-task-to-park'))), []);
+  const events = (f: string) => histories.find((h) => h.file === f)!.history.events ?? [];
+  const remote = v5.filter((f) => events(f).some((e) => /^captureEvidence/.test(e.activityTaskScheduledEventAttributes?.activityType?.name ?? '')));
+  assert.deepEqual(remote, [], 'v5 schedules no evidence activity');
+  assert.ok(v5.filter((f) => localRuns(events(f), 'captureEvidenceSet').some((r) => r.result)).length >= 7, 'recorded v5 containments captured evidence locally');
+  // What v5 is for: fewer events per full ladder than v4 (the same ladder, recorded on each).
+  assert.ok(events('v5-timed-ladder.json').length < events('v4-timed-ladder.json').length);
 });
 
 test('every recorded containment replays deterministically on the current workflow code', async () => {

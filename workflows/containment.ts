@@ -52,6 +52,8 @@ import { securityEvents } from './transmit';
 export const V3_PATCH = 'v3-trusted-control-plane';
 /** v4: provider calls as local activities, evidence in one activity (see `provider` below). */
 export const V4_PATCH = 'v4-local-provider-calls';
+/** v5: one patch marker, evidence as a local activity beside suppression, suppression and its gate in one upsert. */
+export const V5_PATCH = 'v5-one-task-to-park';
 
 /** Everything a run hands to the next through continue-as-new. */
 export interface Carried {
@@ -113,6 +115,12 @@ const local = proxyLocalActivities<ContainmentActivities>({ startToCloseTimeout:
 const provider = proxyLocalActivities<ContainmentActivities>({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', localRetryThreshold: '2s', retry });
 // v4: evidence in one heartbeating activity (each kind retried inside it), off the critical path.
 const evidenceSet = proxyActivities<ContainmentActivities>({ startToCloseTimeout: '5m', scheduleToCloseTimeout: '10m', heartbeatTimeout: '20s', retry: { ...retry, maximumAttempts: 3 } });
+// v5: evidence as a local activity too, beside the suppression calls in the same workflow task,
+// with the durable activity's timeouts and retries. Its round trip through the task queue
+// (scheduled, started, completed, and one more workflow task) was a third of a containment's cost
+// under a burst. The task that records suppression completes when evidence returns; evidence
+// slower than 80% of the task timeout is cut into workflow-task heartbeats by the SDK.
+const evidenceNow = proxyLocalActivities<ContainmentActivities>({ startToCloseTimeout: '5m', scheduleToCloseTimeout: '10m', localRetryThreshold: '2s', retry: { ...retry, maximumAttempts: 3 } });
 
 const POSITION_OF: Record<StageName, LadderPosition> = { restrict: 'restricted', rotate: 'rotated', disable: 'disabled' };
 /** Suppressions rollback can lift (revoked sessions and tokens stay revoked). */
@@ -126,22 +134,27 @@ const KEEP_SIGNALS = 20;
 const DEFAULT_HISTORY_LIMIT = 5000;
 
 export async function containment(input: ContainmentInput): Promise<ContainmentState> {
-  if (!patched(V3_PATCH)) return legacyContainmentV2(input as unknown as LegacyContainmentInput);
+  // v5 is asked first, so a new containment records one patch marker, not two: the SDK follows
+  // each marker with an upsert of TemporalChangeVersion, a visibility write on the server. Older
+  // histories have no v5 marker and replay on the v3 or v4 path they were recorded with.
+  const version = patched(V5_PATCH) ? 5 : !patched(V3_PATCH) ? 2 : patched(V4_PATCH) ? 4 : 3;
+  if (version === 2) return legacyContainmentV2(input as unknown as LegacyContainmentInput);
   // A cancellation request (the UI's "Request Cancellation", `temporal workflow cancel`) is refused:
   // it is recorded in the actions and the ladder goes on. It names no verified operator (Temporal
   // does not say who sent it), while stopping a containment is an "abort" that needs a lead's token;
   // honouring it would reopen the door the control plane closed, and would cut activities off in
   // flight, leaving a cut half-made. So the whole ladder and every handler run shielded from it.
   const cancelRequested = CancellationScope.current().cancelRequested;
-  return CancellationScope.nonCancellable(() => containmentV3(input, cancelRequested));
+  return CancellationScope.nonCancellable(() => containmentV3(input, cancelRequested, version));
 }
 
-async function containmentV3(input: ContainmentInput, cancelRequested: Promise<never>): Promise<ContainmentState> {
+async function containmentV3(input: ContainmentInput, cancelRequested: Promise<never>, version: 3 | 4 | 5): Promise<ContainmentState> {
 
   // ---- input: refused before any action ------------------------------------------------------
   const info = workflowInfo();
   // Containments recorded before v4 replay with remote provider calls and one activity per kind of evidence.
-  const v4 = patched(V4_PATCH);
+  const v4 = version >= 4;
+  const v5 = version >= 5;
   const call = v4 ? provider : act;
   const parsed = IdentitySignal.safeParse(input.signal);
   if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid signal: ${describeIssues(parsed.error)}`, 'InvalidInput');
@@ -223,7 +236,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
    * workflow task (v4's local activities) — the attributes would be overwritten before anyone saw
    * them, and each upsert is a history event, so only the details change.
    */
-  const publish = (o: { passing?: boolean } = {}) => {
+  const publishNow = (o: { passing?: boolean } = {}) => {
     if (o.passing && v4) return void setCurrentDetails(details());
     if (standing !== undefined && standingOf() !== standing) state.since = now();
     standing = standingOf();
@@ -245,6 +258,19 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
     }
     setCurrentDetails(details());
   };
+  // v5: a change that the ladder publishes again at once (suppression done, then "suppressed",
+  // then the gate it parks at, all in one task) is marked `soon`: the next publish carries it, one
+  // upsert (one visibility write) where v4 made three. The details follow at once either way.
+  // Deferred in code, never "at the end of the activation": replay may batch local-activity
+  // results into fewer activations than the original run had, and commands must keep their order.
+  let owed = false;
+  const publish = (o: { passing?: boolean; soon?: boolean } = {}) => {
+    if (v5 && o.soon) return void ((owed = true), setCurrentDetails(details()));
+    if (!o.passing) owed = false;
+    publishNow(o);
+  };
+  /** Publishes a change still owed: before the run ends, whose last command must stay last. */
+  const flush = () => owed && publish();
 
   /** "14:05:10 UTC", with the date when it is not today (workflow time). */
   const clock = (iso: string) => `${iso.slice(0, 10) === now().slice(0, 10) ? '' : `${iso.slice(0, 10)} `}${iso.slice(11, 19)} UTC`;
@@ -503,7 +529,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
 
   // ---- steps --------------------------------------------------------------------------------
   /** Runs suppression actions in parallel; returns the actions that still failed after retries. */
-  async function runSuppression(actions: SuppressionAction[], s: IdentitySignal, acknowledged: string[] = []): Promise<SuppressionAction[]> {
+  async function runSuppression(actions: SuppressionAction[], s: IdentitySignal, acknowledged: string[] = [], o: { soon?: boolean } = {}): Promise<SuppressionAction[]> {
     for (const a of actions) suppressed.add(a);
     // Time to suppress counts from the workflow's start for its first signal, from arrival for a joining one.
     const since = s.signalId === first.signalId && !carried ? info.startTime.getTime() : Date.now();
@@ -527,7 +553,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
         }
       }),
     );
-    publish();
+    publish({ soon: o.soon });
     return failed;
   }
 
@@ -561,7 +587,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   /** v4: every kind in one activity; each kind still gets its own record, with its size, hash and time. */
   async function captureSet(kinds: EvidenceKind[]): Promise<void> {
     try {
-      const outcomes = await evidenceSet.captureEvidenceSet.executeWithOptions({ summary: `evidence: ${kinds.join(', ')} of ${on}` }, [state.containmentId, target, kinds]);
+      const outcomes = await (v5 ? evidenceNow : evidenceSet).captureEvidenceSet.executeWithOptions({ summary: `evidence: ${kinds.join(', ')} of ${on}` }, [state.containmentId, target, kinds]);
       for (const o of outcomes) {
         const tries = o.attempts > 1 ? `, ${o.attempts} attempts` : '';
         if (o.ref) {
@@ -648,6 +674,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
         evidenceTaken: [...evidenceTaken],
       },
     };
+    flush();
     await continueAsNew<typeof containment>(next);
   }
 
@@ -852,9 +879,11 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
     const acknowledged: string[] = [];
     let failed: SuppressionAction[] = attention?.kind === 'suppression' ? attention.failed : [];
     if (!carried) {
+      // v5 asks for the suppression calls first, so the worker starts them before evidence's.
+      const suppressing = v5 && !input.evidenceFirst ? runSuppression(state.plan.suppress, first, acknowledged, { soon: true }) : undefined;
       capture = captureAll();
       if (input.evidenceFirst) await capture;
-      failed = await runSuppression(state.plan.suppress, first, acknowledged);
+      failed = await (suppressing ?? runSuppression(state.plan.suppress, first, acknowledged, { soon: true }));
     }
     while (failed.length && !closing) {
       const r = await needsAttention(`suppression failed after retries (${failed.join(', ')})`, { kind: 'suppression', failed });
@@ -867,7 +896,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
       state.suppressedAt = acknowledged.sort().at(-1) ?? now();
       state.position = 'suppressed';
       state.status = 'active';
-      publish();
+      publish({ soon: true }); // the gate or retention the ladder parks at next publishes it
     }
   }
 
@@ -923,6 +952,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   if (pending.length && !dryRun) {
     // A hostile signal arrived while this containment closed: the next containment starts from it.
     const [next, ...rest] = pending;
+    flush();
     await continueAsNew<typeof containment>({
       signal: next!,
       queued: rest,
@@ -930,6 +960,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
       follows: { runId: info.runId, closedReason: state.closedReason ?? state.status, seen: [...seen] },
     });
   }
+  flush();
   return state;
 }
 
