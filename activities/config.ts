@@ -32,6 +32,10 @@ const Env = z.object({
   CORDON_WORKFLOW_HEAP_MB: z.coerce.number().int().min(128).max(16_384).default(320),
   // One engine-floor workflow at worker start, so the first containment meets warm code (workers/warm-up.ts).
   CORDON_WARM_UP: z.enum(['true', 'false'], { message: 'CORDON_WARM_UP is true or false' }).default('true'),
+  // v5 containments take evidence in the task that suppresses (a local activity), which holds one
+  // of the worker's 40 workflow-task slots until evidence returns: false moves it to an activity
+  // of its own, for providers whose evidence is slow (an export that takes minutes).
+  CORDON_EVIDENCE_IN_TASK: z.enum(['true', 'false'], { message: 'CORDON_EVIDENCE_IN_TASK is true or false' }).default('true'),
   CORDON_POSTGRES_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'CORDON_POSTGRES_URL is a postgres:// URL' }).optional(),
   CORDON_REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'CORDON_REDIS_URL is a redis:// URL' }).optional(),
   CORDON_POLICY: z.string().min(1).optional(),
@@ -88,6 +92,8 @@ export interface CordonConfig {
   workflowHeapMb: number;
   /** Run one engine-floor workflow at start (workers/main.ts). */
   warmUp: boolean;
+  /** v5: evidence as a local activity in the task that suppresses, or an activity of its own. */
+  evidenceInTask: boolean;
   postgresUrl?: string;
   redisUrl?: string;
   /** The approved policy file (undefined: the shipped default). */
@@ -136,6 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
     maxCachedWorkflows: e.CORDON_MAX_CACHED_WORKFLOWS,
     workflowHeapMb: e.CORDON_WORKFLOW_HEAP_MB,
     warmUp: e.CORDON_WARM_UP === 'true',
+    evidenceInTask: e.CORDON_EVIDENCE_IN_TASK === 'true',
     postgresUrl: e.CORDON_POSTGRES_URL,
     redisUrl: e.CORDON_REDIS_URL,
     policyFile: e.CORDON_POLICY ? resolve(e.CORDON_POLICY) : undefined,

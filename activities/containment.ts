@@ -19,6 +19,8 @@ export interface ActivityDeps {
   /** The approved policy, read and validated when the worker started. */
   policy: ApprovedPolicy;
   operators: OperatorVerifier;
+  /** v5: evidence in the task that suppresses (CORDON_EVIDENCE_IN_TASK). */
+  evidenceInTask?: boolean;
 }
 
 /** How often a running activity heartbeats when the workflow set no heartbeat timeout. */
@@ -27,7 +29,7 @@ const HEARTBEAT_MS = 2000;
 const EVIDENCE_TRIES = 5;
 const backoff = (attempt: number) => Math.min(200 * 2 ** (attempt - 1), 5000);
 
-export function createContainmentActivities({ providers, evidence, secrets, policy, operators }: ActivityDeps): ContainmentActivities {
+export function createContainmentActivities({ providers, evidence, secrets, policy, operators, evidenceInTask = true }: ActivityDeps): ContainmentActivities {
   /**
    * Runs `fn` against the target's provider, translating permanent errors for Temporal. While it
    * runs, the activity heartbeats: that is how a cancellation reaches it (the provider then stops
@@ -69,9 +71,10 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
 
   return {
     loadPolicy: async (candidate) => {
-      if (candidate === undefined) return policy;
+      // Recorded in the marker, so a replay takes evidence the way the run did, whatever the worker's setting now.
+      if (candidate === undefined) return { ...policy, evidenceInTask };
       try {
-        return approve(candidate);
+        return { ...approve(candidate), evidenceInTask };
       } catch (err) {
         throw ApplicationFailure.nonRetryable(`candidate policy refused: ${(err as Error).message}`, 'InvalidInput');
       }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, describe, test } from 'node:test';
+import { loadConfig } from '../activities/config';
 import { LabDirectory } from '../activities/providers/lab';
 import { LocalVault } from '../activities/secret-sink';
 import { EvidenceStore } from '../activities/evidence-store';
@@ -103,6 +104,20 @@ describe('suppression and evidence run side by side', () => {
       const upserts = events.map((e) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {})).filter((k) => k.some((n) => n.startsWith('Cordon')));
       assert.equal(upserts.length, 1, JSON.stringify(upserts));
       assert.ok(upserts[0]!.includes('CordonStage') && upserts[0]!.includes('CordonWaitingFor'));
+    });
+  });
+
+  test('a worker with CORDON_EVIDENCE_IN_TASK=false takes evidence in an activity of its own, and says so in the first marker', async () => {
+    assert.equal(loadConfig({}).evidenceInTask, true);
+    assert.equal(loadConfig({ CORDON_EVIDENCE_IN_TASK: 'false' }).evidenceInTask, false);
+    assert.throws(() => loadConfig({ CORDON_EVIDENCE_IN_TASK: 'no' }), /CORDON_EVIDENCE_IN_TASK is true or false/);
+    await scenario({ policy: policyWith([]), config: { evidenceInTask: false } }, async (sc) => {
+      const state = await sc.until('evidence captured', (s) => captured(s) === 3);
+      assert.ok(state.actions.filter((a) => a.action.startsWith('evidence:')).every((a) => a.outcome === 'done'));
+      const events = (await sc.client.workflow.getHandle(sc.workflowId).fetchHistory()).events ?? [];
+      assert.equal(localRuns(events, 'captureEvidenceSet').length, 0);
+      assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureEvidenceSet').length, 1);
+      assert.equal((localRuns(events, 'loadPolicy')[0]!.result as { evidenceInTask?: boolean }).evidenceInTask, false);
     });
   });
 

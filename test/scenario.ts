@@ -29,10 +29,10 @@ export interface Scenario {
 }
 
 export async function scenario(
-  o: { policy?: Policy; identity?: Partial<LabIdentityInput> | null; signal?: Partial<IdentitySignal>; dryRun?: boolean; historyLimit?: number },
+  o: { policy?: Policy; identity?: Partial<LabIdentityInput> | null; signal?: Partial<IdentitySignal>; dryRun?: boolean; historyLimit?: number; config?: Partial<CordonConfig> },
   body: (sc: Scenario) => Promise<void>,
 ): Promise<void> {
-  const config = isolatedConfig({ policy: o.policy });
+  const config = isolatedConfig({ ...o.config, policy: o.policy });
   const lab = new LabProvider(config.labFile);
   const s = signal(o.signal);
   if (o.identity !== null) await lab.dir.seed({ [s.identityId]: labIdentity(o.identity ?? {}) });

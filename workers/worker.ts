@@ -63,6 +63,7 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<Cordon
       secrets: state.secrets,
       policy,
       operators: new OperatorVerifier(o.config.oidc, seal.privateJwk),
+      evidenceInTask: o.config.evidenceInTask,
     }),
     ...createTransmitActivities({ settings: ssf, issuer: o.config.ssf.issuer, signingKey: signing.privateJwk }),
     noop,

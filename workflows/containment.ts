@@ -70,6 +70,8 @@ export interface Carried {
   /** Hostile signals that arrived while the containment closed: they start the next one. */
   pending: IdentitySignal[];
   retryStage?: StageName;
+  /** v5: evidence in the task that suppresses, as the worker said at the first run (absent: yes). */
+  evidenceInTask?: boolean;
   /** A human was asked to decide when the run before continued as new. */
   attention?: Attention;
   evidenceTaken: string[];
@@ -181,6 +183,8 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
         dryRun ? (input.candidatePolicy ?? input.policy) : undefined,
       ]);
   const policy: Policy = carried?.policy ?? approved!.policy;
+  // v5 takes evidence in the task that suppresses unless the worker said otherwise (CORDON_EVIDENCE_IN_TASK).
+  const evidenceInTask = v5 && (carried ? carried.evidenceInTask : approved!.evidenceInTask) !== false;
   const state: ContainmentState = carried?.state ?? {
     containmentId: info.workflowId,
     target,
@@ -587,7 +591,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   /** v4: every kind in one activity; each kind still gets its own record, with its size, hash and time. */
   async function captureSet(kinds: EvidenceKind[]): Promise<void> {
     try {
-      const outcomes = await (v5 ? evidenceNow : evidenceSet).captureEvidenceSet.executeWithOptions({ summary: `evidence: ${kinds.join(', ')} of ${on}` }, [state.containmentId, target, kinds]);
+      const outcomes = await (evidenceInTask ? evidenceNow : evidenceSet).captureEvidenceSet.executeWithOptions({ summary: `evidence: ${kinds.join(', ')} of ${on}` }, [state.containmentId, target, kinds]);
       for (const o of outcomes) {
         const tries = o.attempts > 1 ? `, ${o.attempts} attempts` : '';
         if (o.ref) {
@@ -672,6 +676,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
         retryStage,
         attention,
         evidenceTaken: [...evidenceTaken],
+        evidenceInTask,
       },
     };
     flush();

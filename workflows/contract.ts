@@ -26,9 +26,15 @@ export interface ApprovedPolicy {
   policy: Policy;
 }
 
+/** What a containment's first step reads from its worker: the approved policy, and how evidence is taken (v5). */
+export interface RunSettings extends ApprovedPolicy {
+  /** Evidence as a local activity in the task that suppresses (absent: yes). */
+  evidenceInTask?: boolean;
+}
+
 export interface ContainmentActivities {
   /** The worker's approved policy; for a dry run, the caller's candidate validated instead. */
-  loadPolicy(candidate?: unknown): Promise<ApprovedPolicy>;
+  loadPolicy(candidate?: unknown): Promise<RunSettings>;
   /** Opens a sealed command token and verifies it (signature, issuer, audience, expiry, binding); never returns the token. */
   verifyOperator(sealed: string, binding: CommandBinding): Promise<Verdict>;
   /** Moves old action records out of the workflow's state into the evidence store. */
