@@ -85,14 +85,14 @@ export async function withBenchWorker<T>(
   }
 }
 
+/** Floor activities that ran, by tag (the workflow id): seen in this process, as suppressions are. */
+const floorAcks = new Map<string, (at: number) => void>();
+
 /**
  * A worker for the floor alone: the same worker settings as Cordon's, but a bundle of the floor
  * workflow only. Every workflow evaluates its bundle's modules, so on Cordon's bundle the floor
  * would pay for Cordon's schemas, and the floor would no longer be the engine's.
  */
-/** Floor activities that ran, by tag (the workflow id): seen in this process, as suppressions are. */
-const floorAcks = new Map<string, (at: number) => void>();
-
 async function withFloorWorker<T>(b: Bench, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const config = loadConfig({ CORDON_DATA_DIR: join(b.root, 'floor') });
   const taskQueue = 'bench-floor';
@@ -335,8 +335,8 @@ export async function evidenceFirst(b: Bench, runs: number, evidenceMs: number):
 
 /**
  * Evidence capture as it was observed: the first evidence activity scheduled → the last one
- * completed (ms), or, when v5's quick path took it all, the slowest kind's time inside the local
- * activity (its marker has no start time of its own).
+ * completed (ms), or, when v5 took it in a local activity, the slowest kind's time inside it (the
+ * marker has no start time of its own).
  */
 async function evidenceSpan(client: Client, workflowId: string): Promise<number> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
