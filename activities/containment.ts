@@ -108,17 +108,7 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
             const started = performance.now();
             for (let attempt = 1; ; attempt++) {
               try {
-                const ref = await on(
-                  t,
-                  async (p) => {
-                    const body = await p.evidence(t.identityId, kind);
-                    // A local attempt past its timeout stores nothing: its next attempt captures the kind again.
-                    if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-                    return evidence.put(containmentId, kind, body);
-                  },
-                  `evidence:${kind}`,
-                  { heartbeat: false },
-                );
+                const ref = await on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind)), `evidence:${kind}`, { heartbeat: false });
                 const outcome = { kind, ref, attempts: attempt, ms: Math.round(performance.now() - started) };
                 done.set(kind, outcome);
                 if (durable) ctx.heartbeat({ done: [...done.values()] });
@@ -126,8 +116,7 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
               } catch (err) {
                 const permanent = err instanceof ApplicationFailure && err.nonRetryable;
                 if (permanent || attempt >= EVIDENCE_TRIES || ctx?.cancellationSignal.aborted) {
-                  // A local attempt cut off by its timeout is retried by its workflow: no failure of its own.
-                  if (durable || !ctx?.cancellationSignal.aborted) ctx?.log.warn('evidence capture failed', { kind, attempts: attempt, error: (err as Error).message });
+                  ctx?.log.warn('evidence capture failed', { kind, attempts: attempt, error: (err as Error).message });
                   return { kind, error: (err as Error).message, attempts: attempt, ms: Math.round(performance.now() - started) };
                 }
                 await (ctx ? sleep(backoff(attempt)) : new Promise((r) => setTimeout(r, backoff(attempt))));

@@ -263,18 +263,12 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
     setCurrentDetails(details());
   };
   // v5: a change that the ladder publishes again at once (suppression done, then "suppressed",
-  // then the gate it parks at, all in one task) is marked `soon`: the next publish carries it, one
-  // upsert (one visibility write) where v4 made three. The details follow at once either way.
+  // then the gate it parks at, all in one task) is marked `soon`: only the details change, and the
+  // next publish upserts it with the rest, one visibility write where v4 made three. The ladder
+  // publishes before every wait and the close always does, so nothing is left unpublished.
   // Deferred in code, never "at the end of the activation": replay may batch local-activity
   // results into fewer activations than the original run had, and commands must keep their order.
-  let owed = false;
-  const publish = (o: { passing?: boolean; soon?: boolean } = {}) => {
-    if (v5 && o.soon) return void ((owed = true), setCurrentDetails(details()));
-    if (!o.passing) owed = false;
-    publishNow(o);
-  };
-  /** Publishes a change still owed: before the run ends, whose last command must stay last. */
-  const flush = () => owed && publish();
+  const publish = (o: { passing?: boolean; soon?: boolean } = {}) => (v5 && o.soon ? setCurrentDetails(details()) : publishNow(o));
 
   /** "14:05:10 UTC", with the date when it is not today (workflow time). */
   const clock = (iso: string) => `${iso.slice(0, 10) === now().slice(0, 10) ? '' : `${iso.slice(0, 10)} `}${iso.slice(11, 19)} UTC`;
@@ -679,7 +673,6 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
         evidenceInTask,
       },
     };
-    flush();
     await continueAsNew<typeof containment>(next);
   }
 
@@ -957,7 +950,6 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   if (pending.length && !dryRun) {
     // A hostile signal arrived while this containment closed: the next containment starts from it.
     const [next, ...rest] = pending;
-    flush();
     await continueAsNew<typeof containment>({
       signal: next!,
       queued: rest,
@@ -965,7 +957,6 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
       follows: { runId: info.runId, closedReason: state.closedReason ?? state.status, seen: [...seen] },
     });
   }
-  flush();
   return state;
 }
 
