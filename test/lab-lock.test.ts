@@ -2,7 +2,7 @@
 // concurrent writers lose no update, and a lock left by a writer killed with SIGKILL is broken.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -48,4 +48,36 @@ test('a lock left by a writer that was killed is broken; a live holder’s is wa
   spawnSync('rm', ['-f', `${file}.lock`]);
   await pending;
   assert.equal((await lab.read()).unavailableUntil, 'after the holder let go');
+});
+
+test('an update after the file was written in place (same length, by hand) starts from what the file holds', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'cordon-lab-lock-')), 'directory.json');
+  const lab = new LabDirectory(file);
+  await lab.update((s) => void (s.unavailableUntil = 'AAAA'));
+  // This process keeps what it wrote; an edit of the same size, in place, must still be seen.
+  writeFileSync(file, readFileSync(file, 'utf8').replace('"AAAA"', '"BBBB"'));
+  const seen = await lab.update((s) => {
+    const was = s.unavailableUntil;
+    s.mutations.push({ seq: 1, at: new Date().toISOString(), identity: 'hand', op: 'edit', detail: 'seen' });
+    return was;
+  });
+  assert.equal(seen, 'BBBB');
+  const after = await lab.read();
+  assert.equal(after.unavailableUntil, 'BBBB');
+  assert.equal(after.mutations.length, 1);
+});
+
+test('an update whose change throws halfway leaves nothing of it behind, in the file or in the next update', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'cordon-lab-lock-')), 'directory.json');
+  const lab = new LabDirectory(file);
+  await lab.update((s) => void (s.unavailableUntil = 'before'));
+  await assert.rejects(
+    lab.update((s) => {
+      s.unavailableUntil = 'half-done';
+      throw new Error('refused halfway');
+    }),
+    /refused halfway/,
+  );
+  assert.equal(await lab.update((s) => s.unavailableUntil), 'before');
+  assert.equal((await lab.read()).unavailableUntil, 'before');
 });

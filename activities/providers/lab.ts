@@ -108,6 +108,14 @@ export const LabState = z.object({
 export type LabState = z.infer<typeof LabState>;
 
 const chains = new Map<string, Promise<unknown>>();
+/**
+ * What this process last wrote to each lab file, parsed and as bytes. Parsing the whole file on
+ * every update cost more CPU than the update once its journal had grown; the parsed copy is used
+ * only while the file still holds exactly those bytes (another process, or a hand, may have
+ * written it since), and it is dropped while `fn` runs, which may throw halfway through.
+ */
+const written = new Map<string, { state: LabState; bytes: Buffer }>();
+const parseLab = (bytes: Buffer | undefined) => LabState.parse(JSON.parse(bytes?.toString('utf8') ?? '{}'));
 
 const isCode = (err: unknown, code: string) => (err as NodeJS.ErrnoException).code === code;
 const alive = (pid: number) => {
@@ -169,12 +177,11 @@ export class LabDirectory {
   }
 
   async read(): Promise<LabState> {
-    try {
-      return LabState.parse(JSON.parse(await readFile(this.file, 'utf8')));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return LabState.parse({});
-      throw err;
-    }
+    return parseLab(await this.bytes());
+  }
+
+  private bytes(): Promise<Buffer | undefined> {
+    return readFile(this.file).catch((err) => (isCode(err, 'ENOENT') ? undefined : Promise.reject(err)));
   }
 
   /** Applies `fn` to the state and saves it atomically; returns what `fn` returns. */
@@ -183,11 +190,16 @@ export class LabDirectory {
     const run = prev.then(async () => {
       await mkdir(dirname(this.file), { recursive: true });
       return withFileLock(this.file, async () => {
-        const state = await this.read();
+        const last = written.get(this.file);
+        const current = await this.bytes();
+        const state = last && current?.equals(last.bytes) ? last.state : parseLab(current);
+        written.delete(this.file);
         const out = fn(state);
+        const bytes = Buffer.from(JSON.stringify(state, null, 1));
         const tmp = `${this.file}.${process.pid}.tmp`;
-        await writeFile(tmp, JSON.stringify(state, null, 1));
+        await writeFile(tmp, bytes);
         await rename(tmp, this.file); // a crash leaves the old file or the new one, never half of one
+        written.set(this.file, { state, bytes });
         return out;
       });
     });
