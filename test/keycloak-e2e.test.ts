@@ -256,6 +256,48 @@ if (kc) {
       }
     });
 
+    test('identical reads at once share one request; a read after a write never takes an answer sent before the write', async () => {
+      const s = await f.seed();
+      const u = await usersApi(s.identityId);
+      const admin = new KeycloakAdmin({ url: kc.url, realm: kc.realm, clientId: kc.admin.clientId, clientSecret: kc.admin.secret });
+      await admin.warm();
+      const userPath = `${kc.realm}/users/${u.id}`;
+      type User = { requiredActions?: string[] };
+      const sent: string[] = [];
+      let answered: () => void = () => undefined;
+      const realFetch = globalThis.fetch;
+      // Answers to reads of this user reach the caller 300 ms late, so a later read could join one.
+      globalThis.fetch = async (input, init) => {
+        const res = await realFetch(input, init);
+        if (String(input).endsWith(`/users/${u.id}`)) {
+          sent.push(init?.method ?? 'GET');
+          if ((init?.method ?? 'GET') === 'GET') {
+            answered();
+            await new Promise((r) => setTimeout(r, 300));
+          }
+        }
+        return res;
+      };
+      try {
+        const [a, b] = await Promise.all([admin.call<User>('GET', userPath), admin.call<User>('GET', userPath)]);
+        assert.deepEqual(sent, ['GET'], 'two reads at once, one request');
+        assert.deepEqual(a, b);
+        assert.notEqual(a, b, 'each caller gets its own copy to change');
+
+        sent.length = 0;
+        const inFlight = new Promise<void>((r) => (answered = r));
+        const before = admin.call<User>('GET', userPath);
+        await inFlight; // Keycloak has answered it; the answer is still on its way
+        await admin.call('PUT', userPath, { body: { requiredActions: ['CONFIGURE_TOTP'] } });
+        const after = await admin.call<User>('GET', userPath);
+        assert.deepEqual(sent, ['GET', 'PUT', 'GET'], 'the read after the write is a request of its own');
+        assert.deepEqual(after!.requiredActions, ['CONFIGURE_TOTP']);
+        assert.deepEqual((await before)!.requiredActions, [], 'the earlier read answers with what it found');
+      } finally {
+        globalThis.fetch = realFetch;
+      }
+    });
+
     test('force-step-up records the required actions it found; lifting removes only what it added', async () => {
       const s = await f.seed();
       const u = await usersApi(s.identityId);

@@ -46,9 +46,19 @@ export class KeycloakHttpError extends Error {
 /** A path under /admin/realms/ with every interpolated value encoded as one segment. */
 const path = (parts: TemplateStringsArray, ...values: (string | number)[]) => parts.reduce((acc, p, i) => acc + p + (i < values.length ? encodeURIComponent(String(values[i])) : ''), '');
 
+/** An admin API answer, before the caller reads it. */
+interface Answer {
+  status: number;
+  text: string;
+}
+
 /** The admin REST API with a client-credentials token, renewed before it expires (or on a 401). */
 export class KeycloakAdmin {
   private token?: { value: string; until: number };
+  /** GETs in flight by URL, with the write epoch they were sent in (see call()). */
+  private readonly reading = new Map<string, { epoch: number; answer: Promise<Answer> }>();
+  /** Advanced when one of this client's writes starts and when it ends. */
+  private epoch = 0;
   private pending?: Promise<string>;
   /** Keycloak's own clock (from Date headers), for not-before values that must beat its tokens' iat. */
   private skewMs = 0;
@@ -89,10 +99,48 @@ export class KeycloakAdmin {
   /**
    * Calls `method path` under /admin/realms/. 404 is `undefined` when `allowMissing`; 403 means the
    * admin client lacks a role, which no retry fixes.
+   *
+   * A GET joins the same GET already in flight from this client when none of this client's writes
+   * has started or ended since it was sent: a containment's suppressions and evidence look the
+   * identity up at the same moment, and each lookup cost Keycloak a search. The epoch keeps
+   * read-your-writes: a read after a write (a note read back) never takes an answer sent before it.
    */
   async call<T>(method: string, p: string, o: { body?: unknown; text?: string; query?: Record<string, string | number | boolean | undefined>; allowMissing?: boolean } = {}): Promise<T | undefined> {
     const url = new URL(`${this.conn.url}/admin/realms/${p}`);
     for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    let answer: Answer;
+    if (method === 'GET') {
+      const inFlight = this.reading.get(url.href);
+      if (inFlight?.epoch === this.epoch) answer = await inFlight.answer;
+      else {
+        const mine = { epoch: this.epoch, answer: this.send(method, url, o) };
+        this.reading.set(url.href, mine);
+        answer = await mine.answer.finally(() => this.reading.get(url.href) === mine && this.reading.delete(url.href));
+      }
+    } else {
+      this.epoch++;
+      answer = await this.send(method, url, o).finally(() => this.epoch++);
+    }
+    const { status, text } = answer;
+    // Each caller parses its own copy: callers change what they are given.
+    if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
+    if (status === 404 && o.allowMissing) return undefined;
+    if (status === 403) {
+      throw new NotSupportedError(`keycloak: Cordon's admin client may not ${method} ${url.pathname} (403): it lacks a realm-management role (see the README's provider section) or the realm is not its to manage`);
+    }
+    // Keycloak's error bodies name the problem ({"error": …, "errorMessage": …}); they never echo a secret we sent.
+    let detail = '';
+    try {
+      const e = JSON.parse(text) as { error?: string; errorMessage?: string; error_description?: string };
+      detail = (e.errorMessage ?? e.error_description ?? e.error ?? '').slice(0, 200);
+    } catch {
+      detail = '';
+    }
+    throw new KeycloakHttpError(status, `${method} ${url.pathname}`, detail);
+  }
+
+  /** One request, with one fresh token after a 401 (revoked or expired early). */
+  private async send(method: string, url: URL, o: { body?: unknown; text?: string }): Promise<Answer> {
     for (let attempt = 0; ; attempt++) {
       const res = await fetch(url, {
         method,
@@ -107,24 +155,10 @@ export class KeycloakAdmin {
       const date = Date.parse(res.headers.get('date') ?? '');
       if (!Number.isNaN(date)) this.skewMs = date - Date.now();
       if (res.status === 401 && attempt === 0) {
-        this.token = undefined; // revoked or expired early: one fresh token
+        this.token = undefined;
         continue;
       }
-      const text = await res.text();
-      if (res.ok) return (text ? JSON.parse(text) : undefined) as T;
-      if (res.status === 404 && o.allowMissing) return undefined;
-      if (res.status === 403) {
-        throw new NotSupportedError(`keycloak: Cordon's admin client may not ${method} ${url.pathname} (403): it lacks a realm-management role (see the README's provider section) or the realm is not its to manage`);
-      }
-      // Keycloak's error bodies name the problem ({"error": …, "errorMessage": …}); they never echo a secret we sent.
-      let detail = '';
-      try {
-        const e = JSON.parse(text) as { error?: string; errorMessage?: string; error_description?: string };
-        detail = (e.errorMessage ?? e.error_description ?? e.error ?? '').slice(0, 200);
-      } catch {
-        detail = '';
-      }
-      throw new KeycloakHttpError(res.status, `${method} ${url.pathname}`, detail);
+      return { status: res.status, text: await res.text() };
     }
   }
 }
@@ -554,7 +588,7 @@ export class KeycloakProvider implements IdentityProvider {
         }
         // Offline sessions outlive a logout; revoking a client's consent removes them with it. The
         // logout that follows puts a not-before past every offline token the attacker holds.
-        const [consents, offline] = [await this.consents(r, f.user), await this.offlineSessions(r, f.user)];
+        const [consents, offline] = await Promise.all([this.consents(r, f.user), this.offlineSessions(r, f.user)]);
         for (const c of consents) await this.api.call('DELETE', path`${r}/users/${f.user.id}/consents/${c.clientId}`, { allowMissing: true });
         const x = await this.endSessions(f, false, offline);
         const changes = [...this.describeEnded(x, f), consents.length > 0 && `revoked offline tokens and consents for ${consents.map((c) => c.clientId).join(', ')}`];
