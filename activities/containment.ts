@@ -1,8 +1,9 @@
 // Implements the workflow's activity contract over the provider interface, the evidence store
 // and the secret sink. Provider errors that retrying cannot fix become non-retryable failures.
 import { ApplicationFailure, sleep } from '@temporalio/activity';
-import type { ApprovedPolicy, ContainmentActivities } from '../workflows/contract';
-import type { ActionResult, EvidenceKind, EvidenceOutcome, Target } from '../workflows/schemas';
+import type { ApprovedPolicy, ContainmentActivities, FirstAttempt } from '../workflows/contract';
+import { evaluatePolicy } from '../workflows/policy';
+import type { ActionResult, EvidenceKind, EvidenceOutcome, Scope, SuppressionAction, SuppressionResult, Target } from '../workflows/schemas';
 import type { EvidenceStore } from './evidence-store';
 import type { OperatorVerifier } from './operator-auth';
 import { approve } from './policy-store';
@@ -28,6 +29,8 @@ const HEARTBEAT_MS = 2000;
 /** Tries per kind of evidence inside one capture, backing off from 200 ms to 5 s (as the ladder's activities do). */
 const EVIDENCE_TRIES = 5;
 const backoff = (attempt: number) => Math.min(200 * 2 ** (attempt - 1), 5000);
+/** v6: how long a suppression's first attempt, in the step that reads the policy, may take before its own activity takes over. */
+const FIRST_TRY_MS = 5000;
 
 export function createContainmentActivities({ providers, evidence, secrets, policy, operators, evidenceInTask = true }: ActivityDeps): ContainmentActivities {
   /**
@@ -66,6 +69,37 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
     }
   }
 
+  function suppress(t: Target, action: SuppressionAction, scope?: Scope, containmentId?: string): Promise<SuppressionResult> {
+    return on(t, async (p) => {
+      const { ended, ...result } = await p.suppress(t.identityId, action, scope);
+      const at = new Date().toISOString();
+      // The sessions this action ended are evidence the later session capture cannot see.
+      const ref = ended?.length && containmentId ? await evidence.put(containmentId, 'sessions', { contentType: 'application/json', body: JSON.stringify({ endedBy: action, at, sessions: ended }) }) : undefined;
+      return { ...result, at, ...(ended?.length ? { ended: ended.slice(0, 50) } : {}), ...(ref ? { evidence: ref } : {}) };
+    }, `suppress:${action}`);
+  }
+
+  /**
+   * One suppression's first attempt (v6), as its own activity would make it. Past FIRST_TRY_MS it
+   * is handed to that activity: as after a start-to-close timeout, the late call may still land,
+   * which every provider action, being idempotent, allows.
+   */
+  async function firstAttempt(t: Target, action: SuppressionAction, scope: Scope | undefined, containmentId: string): Promise<FirstAttempt> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<FirstAttempt>((resolve) => {
+      timer = setTimeout(() => resolve({ action, error: `no answer within ${FIRST_TRY_MS} ms; its own activity tries again`, retry: true }), FIRST_TRY_MS);
+    });
+    const attempt = suppress(t, action, scope, containmentId).then(
+      (result): FirstAttempt => ({ action, result }),
+      (err: Error): FirstAttempt => ({ action, error: err.message, retry: !(err instanceof ApplicationFailure && err.nonRetryable) }),
+    );
+    try {
+      return await Promise.race([attempt, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Stamps a result with the moment the provider acknowledged it. */
   const acked = async (r: Promise<ActionResult>): Promise<ActionResult> => ({ ...(await r), at: new Date().toISOString() });
 
@@ -82,14 +116,12 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
     verifyOperator: (sealed, binding) => operators.verifyOperator(sealed, binding),
     archiveRecords: (containmentId, records) => evidence.put(containmentId, 'archive', { contentType: 'application/json', body: JSON.stringify(records) }),
     inspectIdentity: (t) => on(t, (p) => p.inspect(t.identityId)),
-    suppress: (t, action, scope, containmentId) =>
-      on(t, async (p) => {
-        const { ended, ...result } = await p.suppress(t.identityId, action, scope);
-        const at = new Date().toISOString();
-        // The sessions this action ended are evidence the later session capture cannot see.
-        const ref = ended?.length && containmentId ? await evidence.put(containmentId, 'sessions', { contentType: 'application/json', body: JSON.stringify({ endedBy: action, at, sessions: ended }) }) : undefined;
-        return { ...result, at, ...(ended?.length ? { ended: ended.slice(0, 50) } : {}), ...(ref ? { evidence: ref } : {}) };
-      }, `suppress:${action}`),
+    loadPolicyAndSuppress: async (signal, containmentId) => {
+      const target: Target = { provider: signal.provider, identityId: signal.identityId, kind: signal.identityKind };
+      const attempts = await Promise.all(evaluatePolicy(policy.policy, signal, { dryRun: false }).suppress.map((a) => firstAttempt(target, a, signal.scope, containmentId)));
+      return { ...policy, evidenceInTask, attempts };
+    },
+    suppress,
     liftSuppression: (t, action, receipt) => on(t, (p) => acked(p.liftSuppression(t.identityId, action, receipt)), `lift:${action}`),
     captureEvidence: (containmentId, t, kind) => on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind)), `evidence:${kind}`),
     captureEvidenceSet: async (containmentId, t, kinds) => {

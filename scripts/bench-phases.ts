@@ -15,7 +15,8 @@ import { describeContainment, sendCommand, submitSignal } from '../client/contai
 import { containmentWorkflowId } from '../workflows/ids';
 import { SA } from '../workflows/search-attributes';
 import type { Policy } from '../workflows/policy';
-import { ContainmentState, type CordonRole, type IdentitySignal, type Scope, type SuppressionAction } from '../workflows/schemas';
+import { ContainmentState, type CordonRole, type IdentitySignal, type Scope, type SuppressionAction, type SuppressionResult } from '../workflows/schemas';
+import type { FirstStep } from '../workflows/contract';
 import { noop } from '../activities/containment';
 import { createCordonWorker, quietBundlerLogger } from '../workers/worker';
 import { approvalLadder, labIdentity, policyWith, signal, timedLadder } from '../test/fixtures';
@@ -171,11 +172,17 @@ interface Contained {
 const EventType = temporal.api.enums.v1.EventType;
 const keyword = (p: temporal.api.common.v1.IPayload | null | undefined) => (p?.data ? (JSON.parse(Buffer.from(p.data).toString('utf8')) as unknown) : undefined);
 
-/** The provider's acknowledgement time a v4 suppression's local-activity marker carries in its result. */
+/** The provider's acknowledgement time a suppression's local-activity marker carries in its result (v4), or the last of the first step's (v6). */
 function suppressAck(e: temporal.api.history.v1.IHistoryEvent): number | undefined {
   const local = localActivity(e);
-  const at = local?.activity === 'suppress' ? (local.result as { at?: string } | undefined)?.at : undefined;
-  return at ? Date.parse(at) : undefined;
+  const ats =
+    local?.activity === 'suppress'
+      ? [(local.result as SuppressionResult | undefined)?.at]
+      : local?.activity === 'loadPolicyAndSuppress'
+        ? ((local.result as FirstStep | undefined)?.attempts ?? []).map((x) => ('result' in x ? x.result.at : undefined))
+        : [];
+  const acked = ats.flatMap((at) => (at ? [Date.parse(at)] : []));
+  return acked.length ? Math.max(...acked) : undefined;
 }
 
 /**

@@ -135,6 +135,9 @@ function notContained(i: LabIdentity | undefined): string | undefined {
   return wrong.length ? wrong.join(', ') : undefined;
 }
 
+/** v6's first step, which makes suppressions' first attempts (see auditCalls). */
+const FIRST_STEP = 'loadPolicyAndSuppress';
+
 /**
  * Which mutating calls in the lab's journal are duplicates. The journal records every call, the
  * ones that changed nothing too, with the activity attempt that made it. For each identity and
@@ -149,6 +152,11 @@ function notContained(i: LabIdentity | undefined): string | undefined {
  *   repeating itself. Both are duplicates. A local activity (v4's provider calls) that a worker
  *   ran and then died before its workflow task completed is run again from attempt 1 by the
  *   next worker: for it, the same attempt again is explained by a fault between, as a retry is.
+ * - v6: a suppression's first attempt is made by the containment's first step, and the action
+ *   has an activity of its own only when that attempt failed or ran past its budget. So the
+ *   first step and the action's own activity may both ask for it, the two being judged as one:
+ *   at most one of their calls changes something, and when the first step asks after the
+ *   other (it ran again because a fault lost the task that recorded both), a fault falls between.
  * Calls made outside an activity (seeding, tests) are not judged. `faults` are epoch ms; a
  * fault up to `slackMs` before the earlier call still counts (it is timed just before the kill).
  */
@@ -166,6 +174,16 @@ export function auditCalls(calls: readonly Call[], faults: readonly number[], sl
     for (const c of list) {
       const key = `${c.runId}/${c.activityId}`;
       executions.set(key, [...(executions.get(key) ?? []), c]);
+    }
+    const [firstStep, own, ...more] = [...executions.values()].sort((a, b) => (a[0]!.activityType === FIRST_STEP ? -1 : b[0]!.activityType === FIRST_STEP ? 1 : 0));
+    if (executions.size === 2 && !more.length && firstStep![0]!.activityType === FIRST_STEP && own![0]!.activityType !== FIRST_STEP) {
+      const changed = list.filter((c) => c.changed);
+      const [lastOwn, firstAgain] = [Math.max(...own!.map((c) => Date.parse(c.at))), Math.min(...firstStep!.map((c) => Date.parse(c.at)))];
+      if (changed.length > 1) found.push(`${identity}: ${op} applied by both the first step and its own activity (${changed.map((c) => c.at).join(', ')})`);
+      else if (firstAgain > lastOwn && !faults.some((f) => f >= lastOwn - slackMs && f <= firstAgain)) {
+        found.push(`${identity}: ${op}: the first step asked for it again at ${new Date(firstAgain).toISOString()}, after its own activity, with no fault between`);
+      } else found.push(...auditCalls(firstStep!, faults, slackMs), ...auditCalls(own!, faults, slackMs));
+      continue;
     }
     if (executions.size > 1) {
       found.push(`${identity}: ${op} requested by ${executions.size} activities (${[...executions.keys()].join(', ')}), ${list.filter((c) => c.changed).length} of the calls changing something`);

@@ -32,6 +32,18 @@ test('the audit accepts a no-op retry after a kill and flags every repeat nothin
   const local = call({ at: t(10), local: true, activityId: '5' });
   assert.deepEqual(auditCalls([local, call({ at: t(25), local: true, activityId: '5', changed: false })], [at(12)]), []);
   assert.match(auditCalls([local, call({ at: t(25), local: true, activityId: '5', changed: false })], [at(30)]).join('\n'), /attempt 1 .* twice/);
+  // v6: the first step's attempt and the action's own activity are judged as one. A first attempt
+  // that failed (here journalled as changing nothing), then the action's own activity: fine.
+  const first = (over: Partial<Call>) => call({ local: true, activityId: '1', activityType: 'loadPolicyAndSuppress', ...over });
+  const own = (over: Partial<Call>) => call({ local: true, activityId: '2', activityType: 'suppress', ...over });
+  assert.deepEqual(auditCalls([first({ at: t(10), changed: false }), own({ at: t(12), attempt: 3 })], []), []);
+  // Both applied it: a double application, whatever the faults.
+  assert.match(auditCalls([first({ at: t(10) }), own({ at: t(16) })], [at(12)]).join('\n'), /applied by both the first step and its own activity/);
+  // The first step asking again after the own activity is a task run again: only a fault explains it.
+  assert.deepEqual(auditCalls([own({ at: t(10) }), first({ at: t(20), changed: false })], [at(15)]), []);
+  assert.match(auditCalls([own({ at: t(10) }), first({ at: t(20), changed: false })], [at(30)]).join('\n'), /first step asked for it again .* no fault between/);
+  // Two activities other than the first step are still a step run twice.
+  assert.match(auditCalls([own({ at: t(10) }), own({ at: t(20), activityId: '7', changed: false })], [at(15)]).join('\n'), /requested by 2 activities/);
   // Calls from outside any activity (seeding, a test) are not the drill's to judge.
   assert.deepEqual(auditCalls([call({ activityId: undefined, runId: undefined, attempt: undefined }), call({ activityId: undefined, runId: undefined, attempt: undefined, changed: false })], []), []);
 });

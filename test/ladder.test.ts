@@ -5,13 +5,19 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, describe, test } from 'node:test';
 import { loadConfig } from '../activities/config';
-import { LabDirectory } from '../activities/providers/lab';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LabDirectory, LabProvider } from '../activities/providers/lab';
+import type { FirstStep } from '../workflows/contract';
+import type { SuppressionResult } from '../workflows/schemas';
+import { testActivities } from './activities';
 import { LocalVault } from '../activities/secret-sink';
 import { EvidenceStore } from '../activities/evidence-store';
 import { DEFAULT_POLICY } from '../workflows/default-policy';
 import { closeTestEnv, testEnv } from './harness';
 import { listContainments } from '../client/containments';
-import { captured, eventually, policyWith, timedLadder } from './fixtures';
+import { captured, eventually, labIdentity, policyWith, signal, timedLadder } from './fixtures';
 import { scanTouchedHistories, scenario } from './scenario';
 import { localRuns } from '../scripts/worker-process';
 
@@ -89,14 +95,22 @@ describe('suppression and evidence run side by side', () => {
     });
   });
 
-  test('evidence is taken beside suppression in the first workflow task, which publishes once', async () => {
+  test('the first step reads the policy and suppresses; evidence follows in the same workflow task, which publishes once', async () => {
     await scenario({ policy: policyWith([]) }, async (sc) => {
       const state = await sc.until('evidence captured', (s) => captured(s) === 3 && s.position === 'suppressed');
       assert.ok(state.actions.filter((a) => a.action.startsWith('evidence:')).every((a) => a.outcome === 'done'));
       const events = (await sc.client.workflow.getHandle(sc.workflowId).fetchHistory()).events ?? [];
+      // v6: one local activity read the policy and made every suppression, each with its own result.
+      const [firstStep, ...more] = localRuns(events, 'loadPolicyAndSuppress');
+      assert.equal(more.length, 0);
+      const attempts = (firstStep!.result as FirstStep).attempts;
+      assert.deepEqual(attempts.map((x) => x.action), ['revoke-sessions', 'revoke-tokens', 'block-high-risk-apis']);
+      assert.ok(attempts.every((x) => 'result' in x && x.result.changed && x.result.at), JSON.stringify(attempts));
+      assert.equal(localRuns(events, 'loadPolicy').length + localRuns(events, 'suppress').length, 0, 'no step of its own for the policy or a suppression');
+      assert.deepEqual(state.actions.filter((a) => a.action.startsWith('suppress:')).map((a) => [a.action, a.outcome]), attempts.map((x) => [`suppress:${x.action}`, 'done']));
       assert.equal(localRuns(events, 'captureEvidenceSet').filter((r) => r.result).length, 1, 'evidence ran as a local activity');
       assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes).length, 0, 'nothing went through the task queue');
-      // One patch marker (v5), and one upsert of Cordon's attributes for suppression and the wait that follows it:
+      // One patch marker (v6), and one upsert of Cordon's attributes for suppression and the wait that follows it:
       // the client set the first ones at start, and v4 upserted three times here.
       const patches = events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
       assert.equal(patches.length, 1);
@@ -117,8 +131,58 @@ describe('suppression and evidence run side by side', () => {
       const events = (await sc.client.workflow.getHandle(sc.workflowId).fetchHistory()).events ?? [];
       assert.equal(localRuns(events, 'captureEvidenceSet').length, 0);
       assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureEvidenceSet').length, 1);
-      assert.equal((localRuns(events, 'loadPolicy')[0]!.result as { evidenceInTask?: boolean }).evidenceInTask, false);
+      assert.equal((localRuns(events, 'loadPolicyAndSuppress')[0]!.result as FirstStep).evidenceInTask, false);
     });
+  });
+
+  test('a first attempt that fails for now (the directory is down) is retried in its own local activity and lands once', async () => {
+    const outage = (lab: LabProvider) => lab.dir.update((s) => void (s.unavailableUntil = new Date(Date.now() + 1500).toISOString()));
+    await scenario({ policy: policyWith([]), prepare: outage }, async (sc) => {
+      const state = await sc.until('suppressed', (s) => s.position === 'suppressed');
+      const events = (await sc.client.workflow.getHandle(sc.workflowId).fetchHistory()).events ?? [];
+      const attempts = (localRuns(events, 'loadPolicyAndSuppress')[0]!.result as FirstStep).attempts;
+      assert.ok(attempts.every((x) => 'error' in x && x.retry && /unavailable/.test(x.error)), JSON.stringify(attempts));
+      const retried = localRuns(events, 'suppress');
+      assert.equal(retried.length, 3, 'each action in its own local activity');
+      assert.ok(retried.every((r) => (r.result as SuppressionResult).changed));
+      assert.deepEqual(state.actions.filter((a) => a.action.startsWith('suppress:')).map((a) => a.outcome), ['done', 'done', 'done']);
+      assert.equal((await sc.mutations()).length, 3, 'each change made once');
+    });
+  });
+
+  test("a first attempt that fails for good (no such identity) is the action's failure, with no retry", async () => {
+    await scenario({ policy: policyWith([]), identity: null }, async (sc) => {
+      const state = await sc.until('needs attention', (s) => s.status === 'needs-attention');
+      const events = (await sc.client.workflow.getHandle(sc.workflowId).fetchHistory()).events ?? [];
+      const attempts = (localRuns(events, 'loadPolicyAndSuppress')[0]!.result as FirstStep).attempts;
+      assert.ok(attempts.every((x) => 'error' in x && !x.retry), JSON.stringify(attempts));
+      assert.equal(localRuns(events, 'suppress').length, 0);
+      assert.ok(state.actions.filter((a) => a.action.startsWith('suppress:')).every((a) => a.outcome === 'failed' && /does not exist/.test(a.detail)), JSON.stringify(state.actions));
+    });
+  });
+
+  test('a first attempt still running after 5 s is handed to its own activity, and its late call is harmless', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-first-try-'));
+    const file = join(dir, 'lab.json');
+    const slow = new (class extends LabProvider {
+      override async suppress(...args: Parameters<LabProvider['suppress']>) {
+        await new Promise((r) => setTimeout(r, 5500));
+        return super.suppress(...args);
+      }
+    })(file);
+    const s = signal();
+    await slow.dir.seed({ [s.identityId]: labIdentity() });
+    const activities = testActivities(new Map([['lab', slow]]), dir);
+    const t0 = performance.now();
+    const step = await activities.loadPolicyAndSuppress(s, 'cordon/lab/first-try');
+    const took = performance.now() - t0;
+    assert.ok(took >= 4900 && took < 5400, `handed over after ${took} ms`);
+    assert.equal(step.attempts.length, 3);
+    assert.ok(step.attempts.every((x) => 'error' in x && x.retry && /no answer within 5000 ms/.test(x.error)), JSON.stringify(step.attempts));
+    // The late calls land, as an activity's after a start-to-close timeout would; a retry then finds them in place.
+    await eventually(async () => (await slow.dir.read()).mutations.length === 3, 'the late calls to land');
+    const retry = testActivities(new Map([['lab', new LabProvider(file)]]), dir).suppress({ provider: 'lab', identityId: s.identityId, kind: s.identityKind }, 'revoke-sessions');
+    assert.equal((await retry).changed, false);
   });
 
   test('an evidence failure is recorded and leaves suppression done', async () => {

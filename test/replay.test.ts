@@ -68,6 +68,24 @@ test('v5 histories carry one patch marker, their own, and take evidence as a loc
   assert.ok(events('v5-timed-ladder.json').length < events('v4-timed-ladder.json').length);
 });
 
+test('v6 histories carry one patch marker, their own, and read the policy and suppress in one local activity', () => {
+  const v6 = files.filter((f) => f.startsWith('v6-'));
+  assert.ok(v6.length >= 9, `${v6.length} v6 histories`);
+  for (const f of v6) {
+    const ids = patchIds(f);
+    assert.ok(ids.length === 1 && ids[0]!.includes('v6-suppress-with-the-policy'), `${f}: ${ids.join(' | ')}`);
+  }
+  assert.deepEqual(files.filter((f) => !f.startsWith('v6-') && patchIds(f).some((p) => p.includes('v6-suppress-with-the-policy'))), []);
+  const events = (f: string) => histories.find((h) => h.file === f)!.history.events ?? [];
+  // A dry run changes nothing, so it only reads (validates) the policy; every other containment's first step also suppresses.
+  const firstStep = (f: string) => localRuns(events(f), 'loadPolicyAndSuppress').length;
+  assert.deepEqual(v6.filter((f) => (f === 'v6-dry-run.json' ? firstStep(f) !== 0 || !localRuns(events(f), 'loadPolicy').length : firstStep(f) !== 1)), []);
+  assert.ok(localRuns(events('v6-timed-ladder.json'), 'loadPolicyAndSuppress')[0]!.result, 'the first step recorded its attempts');
+  assert.deepEqual(localRuns(events('v6-timed-ladder.json'), 'suppress'), [], 'no suppression needed a step of its own');
+  // Two local activities fewer per containment (the policy and the first suppression): fewer events than v5.
+  assert.ok(events('v6-timed-ladder.json').length <= events('v5-timed-ladder.json').length, `${events('v6-timed-ladder.json').length} events against v5's ${events('v5-timed-ladder.json').length}`);
+});
+
 test('every recorded containment replays deterministically on the current workflow code', async () => {
   const results = [];
   for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories.map(({ workflowId, history }) => ({ workflowId, history })))) results.push(r);

@@ -29,7 +29,16 @@ export interface Scenario {
 }
 
 export async function scenario(
-  o: { policy?: Policy; identity?: Partial<LabIdentityInput> | null; signal?: Partial<IdentitySignal>; dryRun?: boolean; historyLimit?: number; config?: Partial<CordonConfig> },
+  o: {
+    policy?: Policy;
+    identity?: Partial<LabIdentityInput> | null;
+    signal?: Partial<IdentitySignal>;
+    dryRun?: boolean;
+    historyLimit?: number;
+    config?: Partial<CordonConfig>;
+    /** Runs after seeding, before the signal is submitted (a lab outage, say). */
+    prepare?: (lab: LabProvider) => Promise<void>;
+  },
   body: (sc: Scenario) => Promise<void>,
 ): Promise<void> {
   const config = isolatedConfig({ ...o.config, policy: o.policy });
@@ -37,6 +46,7 @@ export async function scenario(
   const s = signal(o.signal);
   if (o.identity !== null) await lab.dir.seed({ [s.identityId]: labIdentity(o.identity ?? {}) });
   const seeded = (await lab.dir.read()).identities[s.identityId];
+  await o.prepare?.(lab);
   touched.vaults.add(config.vaultDir);
   await withWorker(config, async ({ client }) => {
     // A real containment runs on the worker's approved policy; a dry run brings it as its candidate.

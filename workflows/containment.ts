@@ -20,7 +20,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { ContainmentActivities } from './contract';
+import type { ContainmentActivities, FirstAttempt, FirstStep } from './contract';
 import { containmentWorkflowId, dryRunWorkflowId, sameIdentity, shortHash } from './ids';
 import { legacyContainmentV2, type LegacyContainmentInput } from './legacy/containment-v2';
 import { COMMAND_DESCRIPTION, IDENTITY_SIGNAL_DESCRIPTION, commandSignal, commandUpdate, identitySignal, policyQuery, stateQuery } from './messages';
@@ -54,6 +54,8 @@ export const V3_PATCH = 'v3-trusted-control-plane';
 export const V4_PATCH = 'v4-local-provider-calls';
 /** v5: one patch marker, evidence as a local activity beside suppression, suppression and its gate in one upsert. */
 export const V5_PATCH = 'v5-one-task-to-park';
+/** v6: the first step reads the policy and makes the first attempt at suppression, in one local activity. */
+export const V6_PATCH = 'v6-suppress-with-the-policy';
 
 /** Everything a run hands to the next through continue-as-new. */
 export interface Carried {
@@ -136,10 +138,10 @@ const KEEP_SIGNALS = 20;
 const DEFAULT_HISTORY_LIMIT = 5000;
 
 export async function containment(input: ContainmentInput): Promise<ContainmentState> {
-  // v5 is asked first, so a new containment records one patch marker, not two: the SDK follows
-  // each marker with an upsert of TemporalChangeVersion, a visibility write on the server. Older
-  // histories have no v5 marker and replay on the v3 or v4 path they were recorded with.
-  const version = patched(V5_PATCH) ? 5 : !patched(V3_PATCH) ? 2 : patched(V4_PATCH) ? 4 : 3;
+  // The newest version is asked first, so a new containment records one patch marker, not two:
+  // the SDK follows each marker with an upsert of TemporalChangeVersion, a visibility write on the
+  // server. Older histories have no newer marker and replay on the path they were recorded with.
+  const version = patched(V6_PATCH) ? 6 : patched(V5_PATCH) ? 5 : !patched(V3_PATCH) ? 2 : patched(V4_PATCH) ? 4 : 3;
   if (version === 2) return legacyContainmentV2(input as unknown as LegacyContainmentInput);
   // A cancellation request (the UI's "Request Cancellation", `temporal workflow cancel`) is refused:
   // it is recorded in the actions and the ladder goes on. It names no verified operator (Temporal
@@ -150,7 +152,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   return CancellationScope.nonCancellable(() => containmentV3(input, cancelRequested, version));
 }
 
-async function containmentV3(input: ContainmentInput, cancelRequested: Promise<never>, version: 3 | 4 | 5): Promise<ContainmentState> {
+async function containmentV3(input: ContainmentInput, cancelRequested: Promise<never>, version: 3 | 4 | 5 | 6): Promise<ContainmentState> {
 
   // ---- input: refused before any action ------------------------------------------------------
   const info = workflowInfo();
@@ -177,11 +179,21 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
 
   // ---- state: fresh, or carried from the run before ---------------------------------------------
   const carried = input.carried;
+  // v6: a new containment's first step also makes the first attempt at suppression. Reading the
+  // policy, then acting on it in a second local activity, cost a workflow activation on the
+  // critical path, which under a burst waited its turn on the worker's workflow thread. Queued
+  // signals (which may make the plan harsher) and the bench's evidence-first comparison take the
+  // two steps as before.
+  const firstTry = version >= 6 && !carried && !dryRun && !input.evidenceFirst && !input.queued?.length;
   const approved = carried
     ? undefined
-    : await local.loadPolicy.executeWithOptions({ summary: dryRun ? 'policy: validate the candidate (dry run)' : "policy: load the worker's approved policy" }, [
-        dryRun ? (input.candidatePolicy ?? input.policy) : undefined,
-      ]);
+    : firstTry
+      ? await local.loadPolicyAndSuppress.executeWithOptions({ summary: `policy: load the worker's approved policy and suppress ${on}` }, [first, info.workflowId])
+      : await local.loadPolicy.executeWithOptions({ summary: dryRun ? 'policy: validate the candidate (dry run)' : "policy: load the worker's approved policy" }, [
+          dryRun ? (input.candidatePolicy ?? input.policy) : undefined,
+        ]);
+  /** First attempts the first step made, taken by the first suppression in place of calls of its own. */
+  const firstAttempts = new Map<SuppressionAction, FirstAttempt>(((approved as Partial<FirstStep> | undefined)?.attempts ?? []).map((x) => [x.action, x]));
   const policy: Policy = carried?.policy ?? approved!.policy;
   // v5 takes evidence in the task that suppresses unless the worker said otherwise (CORDON_EVIDENCE_IN_TASK).
   const evidenceInTask = v5 && (carried ? carried.evidenceInTask : approved!.evidenceInTask) !== false;
@@ -535,8 +547,12 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
     await Promise.all(
       actions.map(async (a) => {
         if (dryRun) return record(`suppress:${a}`, ruleActor(), 'would-do', `would ${a} for ${target.identityId}`);
+        const tried = firstAttempts.get(a);
+        firstAttempts.delete(a);
         try {
-          const r = await call.suppress.executeWithOptions({ summary: `suppress: ${a} on ${on}` }, [target, a, s.scope, state.containmentId]);
+          // A first attempt that failed for good is this action's failure; one that may pass is tried again, with retries.
+          if (tried && 'error' in tried && !tried.retry) throw new Error(tried.error);
+          const r = tried && 'result' in tried ? tried.result : await call.suppress.executeWithOptions({ summary: `suppress: ${a} on ${on}` }, [target, a, s.scope, state.containmentId]);
           liftReceipts[a] = r.receipt ?? liftReceipts[a] ?? {};
           if (r.ended?.length) receipts.ended = [...(receipts.ended ?? []), ...r.ended].slice(-50);
           if (r.evidence) state.evidence.push(r.evidence);

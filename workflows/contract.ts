@@ -9,6 +9,7 @@ import type {
   EvidenceKind,
   EvidenceOutcome,
   EvidenceRef,
+  IdentitySignal,
   IdentitySnapshot,
   Receipt,
   Scope,
@@ -32,9 +33,26 @@ export interface RunSettings extends ApprovedPolicy {
   evidenceInTask?: boolean;
 }
 
+/**
+ * A suppression's first attempt, made by the step that reads the policy (v6): its result, or why
+ * it failed and whether its own activity should try again.
+ */
+export type FirstAttempt = { action: SuppressionAction; result: SuppressionResult } | { action: SuppressionAction; error: string; retry: boolean };
+
+/** v6's first step: the run's settings, and the first attempt at each suppression the plan asks for. */
+export interface FirstStep extends RunSettings {
+  attempts: FirstAttempt[];
+}
+
 export interface ContainmentActivities {
   /** The worker's approved policy; for a dry run, the caller's candidate validated instead. */
   loadPolicy(candidate?: unknown): Promise<RunSettings>;
+  /**
+   * v6: the approved policy, and the first attempt at the suppression its plan for `signal` asks
+   * for, in the same call: suppression then waits for no workflow task between reading the policy
+   * and acting on it. Never throws for a suppression's failure; each is in `attempts`.
+   */
+  loadPolicyAndSuppress(signal: IdentitySignal, containmentId: string): Promise<FirstStep>;
   /** Opens a sealed command token and verifies it (signature, issuer, audience, expiry, binding); never returns the token. */
   verifyOperator(sealed: string, binding: CommandBinding): Promise<Verdict>;
   /** Moves old action records out of the workflow's state into the evidence store. */

@@ -78,6 +78,8 @@ export const Call = z.object({
   workflowId: z.string().optional(),
   runId: z.string().optional(),
   activityId: z.string().optional(),
+  /** The activity's type: v6's first step (loadPolicyAndSuppress) makes suppressions' first attempts. */
+  activityType: z.string().optional(),
   attempt: z.number().int().optional(),
   /** A local activity: re-run with its attempt count from 1 when a worker died before its workflow task completed. */
   local: z.boolean().optional(),
@@ -87,10 +89,10 @@ export const Call = z.object({
 export type Call = z.infer<typeof Call>;
 
 /** The activity attempt making the current call, when there is one (tests call providers directly). */
-function caller(): Pick<Call, 'workflowId' | 'runId' | 'activityId' | 'attempt' | 'local' | 'worker'> {
+function caller(): Pick<Call, 'workflowId' | 'runId' | 'activityId' | 'activityType' | 'attempt' | 'local' | 'worker'> {
   try {
     const i = Context.current().info;
-    return { workflowId: i.workflowExecution?.workflowId, runId: i.workflowExecution?.runId, activityId: i.activityId, attempt: i.attempt, local: i.isLocal, worker: `${process.pid}@${hostname()}` };
+    return { workflowId: i.workflowExecution?.workflowId, runId: i.workflowExecution?.runId, activityId: i.activityId, activityType: i.activityType, attempt: i.attempt, local: i.isLocal, worker: `${process.pid}@${hostname()}` };
   } catch {
     return {};
   }
