@@ -175,8 +175,8 @@ export function auditCalls(calls: readonly Call[], faults: readonly number[], sl
       const key = `${c.runId}/${c.activityId}`;
       executions.set(key, [...(executions.get(key) ?? []), c]);
     }
-    const [firstStep, own, ...more] = [...executions.values()].sort((a, b) => (a[0]!.activityType === FIRST_STEP ? -1 : b[0]!.activityType === FIRST_STEP ? 1 : 0));
-    if (executions.size === 2 && !more.length && firstStep![0]!.activityType === FIRST_STEP && own![0]!.activityType !== FIRST_STEP) {
+    const [firstStep, own] = [...executions.values()].sort((a, b) => (a[0]!.activityType === FIRST_STEP ? -1 : b[0]!.activityType === FIRST_STEP ? 1 : 0));
+    if (executions.size === 2 && firstStep![0]!.activityType === FIRST_STEP && own![0]!.activityType !== FIRST_STEP) {
       const changed = list.filter((c) => c.changed);
       const [lastOwn, firstAgain] = [Math.max(...own!.map((c) => Date.parse(c.at))), Math.min(...firstStep!.map((c) => Date.parse(c.at)))];
       if (changed.length > 1) found.push(`${identity}: ${op} applied by both the first step and its own activity (${changed.map((c) => c.at).join(', ')})`);
