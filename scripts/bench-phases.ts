@@ -7,6 +7,7 @@ import { temporal } from '@temporalio/proto';
 import { setFlagsFromString } from 'node:v8';
 import { bundleWorkflowCode, Worker, type NativeConnection } from '@temporalio/worker';
 import { loadConfig, type CordonConfig } from '../activities/config';
+import { cpuSince } from './process-cpu';
 import { LabDirectory } from '../activities/providers/lab';
 import { closeProviders, createProviders, type ProviderRegistry } from '../activities/providers/registry';
 import type { IdentityProvider } from '../activities/providers/provider';
@@ -49,7 +50,17 @@ export interface Rate extends Percentiles {
   perSecond: number;
   /** Time to suppress only: the client's request → the server accepted the signal (the rest is the worker's). */
   accepted?: Percentiles;
+  /**
+   * Time to suppress only: the engine floor at the same concurrency and runs, measured just
+   * before this level. The ratios use it: on this shared VM the floor at 8 in flight has read 31
+   * and 45 workflows/s minutes apart, more than the differences the ratios are there to show.
+   */
+  floor?: Rate;
+  /** CPU ms per run spent during the burst, by process kind (engine, bench = this process's worker and client, the provider's server). */
+  cpuMs?: Record<string, number>;
 }
+
+const perRun = (cpu: Record<string, number>, runs: number) => Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, Math.round((ms / runs) * 10) / 10]));
 
 /** Unmeasured runs first: a new worker creates its workflow context and caches on first use. */
 const WARMUP = 5;
@@ -94,6 +105,8 @@ const floorAcks = new Map<string, (at: number) => void>();
  * workflow only. Every workflow evaluates its bundle's modules, so on Cordon's bundle the floor
  * would pay for Cordon's schemas, and the floor would no longer be the engine's.
  */
+let floorBundle: ReturnType<typeof bundleWorkflowCode> | undefined;
+
 async function withFloorWorker<T>(b: Bench, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const config = loadConfig({ CORDON_DATA_DIR: join(b.root, 'floor') });
   const taskQueue = 'bench-floor';
@@ -102,7 +115,7 @@ async function withFloorWorker<T>(b: Bench, fn: (taskQueue: string) => Promise<T
     connection: b.connection,
     namespace: b.namespace,
     taskQueue,
-    workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/engine-floor'), logger: quietBundlerLogger }),
+    workflowBundle: await (floorBundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/engine-floor'), logger: quietBundlerLogger })),
     activities: {
       noop: async (tag: string) => {
         const r = await noop(tag);
@@ -230,7 +243,7 @@ async function warmUp(b: Bench, config: CordonConfig, provider: BenchProvider, t
  * measured as time to suppress is: from the client's request to the moment the activity ran,
  * and throughput from the first request to the last activity.
  */
-export async function engineFloor(b: Bench, concurrencies: number[], runs: number): Promise<Rate[]> {
+export async function engineFloor(b: Bench, concurrencies: number[], runs: number, tag = ''): Promise<Rate[]> {
   return withFloorWorker(b, async (taskQueue) => {
     // Released at the activity's acknowledgement, as a containment is at its suppression's: the
     // rest of each run (its completion) goes on beside the next, as a containment's does.
@@ -242,18 +255,19 @@ export async function engineFloor(b: Bench, concurrencies: number[], runs: numbe
       floorAcks.delete(workflowId);
       return { ms: at - requestedAt, at };
     };
-    for (const i of range(WARMUP)) await once(`floor-warmup-${i}`);
+    for (const i of range(WARMUP)) await once(`floor${tag}-warmup-${i}`);
     const out: Rate[] = [];
     for (const c of concurrencies) {
       let done = 0;
+      const cpu = cpuSince();
       const t0 = Date.now();
       const results = await mapLimit(range(runs), c, async (i) => {
-        const r = await once(`floor-c${c}-${i}`);
-        b.progress.update('engine floor', ++done, runs, `concurrency ${c}`);
+        const r = await once(`floor${tag}-c${c}-${i}`);
+        b.progress.update(`engine floor${tag && ` (beside ${tag.slice(1)})`}`, ++done, runs, `concurrency ${c}`);
         return r;
       });
       const last = Math.max(...results.map((r) => r.at));
-      out.push({ concurrency: c, ...percentiles(results.map((r) => r.ms)), perSecond: runs / ((last - t0) / 1000) });
+      out.push({ concurrency: c, ...percentiles(results.map((r) => r.ms)), perSecond: runs / ((last - t0) / 1000), cpuMs: perRun(cpu(), runs) });
     }
     return out;
   });
@@ -261,33 +275,46 @@ export async function engineFloor(b: Bench, concurrencies: number[], runs: numbe
 
 /**
  * Time to suppress on one provider at each concurrency, and containments per second from the
- * first signal to the last acknowledged suppression. A fresh worker and lab file per level.
+ * first signal to the last acknowledged suppression. A fresh worker and lab file per level; with
+ * `pairFloor`, the engine floor at that level is measured just before it.
  */
-export async function timeToSuppress(b: Bench, provider: BenchProvider, concurrencies: number[], runs: number): Promise<Rate[]> {
+export async function timeToSuppress(b: Bench, provider: BenchProvider, concurrencies: number[], runs: number, o: { pairFloor?: boolean } = {}): Promise<Rate[]> {
   const out: Rate[] = [];
   const acks = new SuppressionAcks();
-  for (const c of concurrencies) {
+  const actions = SUPPRESS_AND_PARK.rules[0]!.suppress;
+  /** Contains `ids`, `c` in flight, each released at its last suppression's acknowledgement. */
+  const burst = (config: CordonConfig, ids: string[], c: number, label: string) => {
+    let done = 0;
+    return mapLimit(ids, c, async (id) => {
+      const acked = acks.expect(id, actions);
+      const requestedAt = Date.now();
+      await submitSignal(b.client, signal({ ...provider.signal, identityId: id }), { taskQueue: config.taskQueue });
+      const acceptedAt = Date.now();
+      const suppressedAt = await acked;
+      b.progress.update(label, ++done, ids.length, `concurrency ${c}`);
+      return { tts: suppressedAt - requestedAt, accept: acceptedAt - requestedAt, suppressedAt };
+    });
+  };
+  for (const [level, c] of concurrencies.entries()) {
     const rate = await withBenchWorker(
       b,
       `tts-${provider.name}-c${c}`,
       async (config) => {
+        if (level === 0 && provider.warmUpRuns) {
+          const ids = benchIds(provider, range(provider.warmUpRuns).map((i) => `bench-warmup-${provider.name}-${i}`));
+          await provider.seed(config, ids);
+          await burst(config, ids, 8, `warming ${provider.name} up (untimed)`);
+        }
         await warmUp(b, config, provider, `${provider.name}-c${c}`);
         const ids = benchIds(provider, range(runs).map((i) => `bench-${provider.name}-c${c}-${i}`));
         await provider.seed(config, ids);
-        let done = 0;
+        // Last before the burst, so nothing but the burst separates the two (this worker idles meanwhile).
+        const floor = o.pairFloor ? (await engineFloor(b, [c], runs, `-${provider.name}`))[0] : undefined;
+        const cpu = cpuSince();
         const t0 = Date.now();
-        const actions = SUPPRESS_AND_PARK.rules[0]!.suppress;
-        const results = await mapLimit(ids, c, async (id) => {
-          const acked = acks.expect(id, actions);
-          const requestedAt = Date.now();
-          await submitSignal(b.client, signal({ ...provider.signal, identityId: id }), { taskQueue: config.taskQueue });
-          const acceptedAt = Date.now();
-          const suppressedAt = await acked;
-          b.progress.update(`time to suppress (${provider.name})`, ++done, runs, `concurrency ${c}`);
-          return { tts: suppressedAt - requestedAt, accept: acceptedAt - requestedAt, suppressedAt };
-        });
+        const results = await burst(config, ids, c, `time to suppress (${provider.name})`);
         const last = Math.max(...results.map((r) => r.suppressedAt));
-        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000), accepted: percentiles(results.map((r) => r.accept)) };
+        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000), accepted: percentiles(results.map((r) => r.accept)), floor, cpuMs: perRun(cpu(), runs) };
       },
       { provider, policy: SUPPRESS_AND_PARK, providers: (config) => acks.wrap(createProviders(config)) },
     );

@@ -18,6 +18,12 @@ export interface BenchProvider {
   signal: Partial<IdentitySignal>;
   /** The identity id for a benchmark name, where the provider writes ids its own way (Keycloak: `realm/user:name`). */
   idFor?(name: string): string;
+  /**
+   * Untimed containments run before the first measured level, 8 in flight. For a provider whose
+   * server is a JVM (Keycloak): its JIT takes a few thousand requests to reach the speed of a
+   * long-running server, and until then it compiles on the cores the comparison shares.
+   */
+  warmUpRuns?: number;
 }
 
 /** The identity ids a provider gets for the benchmark's names. */

@@ -145,17 +145,37 @@ function format(r: Report): string {
     out.push(
       '',
       'time to suppress: client request -> last suppression acknowledged by the provider (ms); throughput: first request -> last acknowledgement (both as the floor is measured)',
+      'ratios against the engine floor measured just before each row, same concurrency and runs (its p99 and rate shown); [*] against the floor table above',
       table(
-        ['provider', 'concurrency', 'runs', 'p50', 'p95', 'p99', 'accepted p50', 'containments/s', 'engine floor/s', 'throughput / floor', 'p99 / floor p99'],
+        ['provider', 'concurrency', 'runs', 'p50', 'p95', 'p99', 'accepted p50', 'containments/s', 'floor p99', 'engine floor/s', 'throughput / floor', 'p99 / floor p99'],
         Object.entries(r.timeToSuppress).flatMap(([name, rates]) =>
           rates.map((t) => {
-            const f = floorAt.get(t.concurrency);
-            return [name, t.concurrency, t.n, ms(t.p50), ms(t.p95), ms(t.p99), t.accepted ? ms(t.accepted.p50) : '-', t.perSecond.toFixed(1), f?.perSecond.toFixed(1) ?? '-', ratio(t.perSecond, f?.perSecond), ratio(t.p99, f?.p99)];
+            const f = t.floor ?? floorAt.get(t.concurrency);
+            const mark = t.floor || !f ? '' : ' [*]';
+            return [name, t.concurrency, t.n, ms(t.p50), ms(t.p95), ms(t.p99), t.accepted ? ms(t.accepted.p50) : '-', t.perSecond.toFixed(1), f ? ms(f.p99) : '-', f?.perSecond.toFixed(1) ?? '-', ratio(t.perSecond, f?.perSecond) + mark, ratio(t.p99, f?.p99) + mark];
           }),
         ),
       ),
       ...(r.skippedProviders.length ? [`not measured: ${r.skippedProviders.join('; ')}`] : []),
     );
+    // Each row, after the floor measured beside it: where the box's CPU went per run.
+    const rows = Object.entries(r.timeToSuppress).flatMap(([name, rates]) => rates.flatMap((t): [string, Rate][] => [...(t.floor ? [['  its floor', t.floor] as [string, Rate]] : []), [name, t]]));
+    if (rows.some(([, t]) => t.cpuMs)) {
+      const ms1 = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
+      out.push(
+        '',
+        "where the cores went: CPU ms per run during each burst, by process (bench: this process, i.e. Cordon's worker, or the floor's, and the client; others: the providers' servers); busy: cores in use",
+        table(
+          ['run', 'concurrency', 'engine', 'bench', 'others', 'total', 'busy'],
+          rows.map(([name, t]) => {
+            const cpu = t.cpuMs ?? {};
+            const others = Object.entries(cpu).filter(([k, v]) => k !== 'engine' && k !== 'bench' && v > 0);
+            const total = Object.values(cpu).reduce((a, v) => a + v, 0);
+            return [name, t.concurrency, ms1(cpu.engine), ms1(cpu.bench), others.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ') || '-', ms1(total), ((total * t.perSecond) / 1000).toFixed(2)];
+          }),
+        ),
+      );
+    }
   }
   if (r.attackerCutoff.length) {
     out.push(
@@ -420,7 +440,7 @@ async function main(argv: string[]): Promise<number> {
       let skipped: string[] = [];
       const wanted = (name: string) => !o.providers || o.providers.includes(name as never);
       for (const p of benchProviders().filter((x) => wanted(x.name))) {
-        if (phases.has('tts')) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
+        if (phases.has('tts')) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs, { pairFloor: phases.has('floor') });
         if (phases.has('cold')) cold.push(await coldStart(b, p, o.coldRuns, o.coldIdle));
       }
       if (phases.has('tts') || phases.has('cutoff') || phases.has('cold')) {
@@ -428,7 +448,7 @@ async function main(argv: string[]): Promise<number> {
         skipped = real.skipped;
         try {
           for (const p of real.providers) {
-            if (phases.has('tts')) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs);
+            if (phases.has('tts')) tts[p.name] = await timeToSuppress(b, p, o.concurrency, o.runs, { pairFloor: phases.has('floor') });
             if (phases.has('cold')) cold.push(await coldStart(b, p, o.coldRuns, o.coldIdle));
             if (phases.has('cutoff')) cutoffs.push(await attackerCutoff(b, p, Math.min(o.runs, 20)));
           }

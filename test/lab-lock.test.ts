@@ -62,6 +62,11 @@ test('an update after the file was written in place (same length, by hand) start
     return was;
   });
   assert.equal(seen, 'BBBB');
+  // Reads share the parsed copy too, on the same condition.
+  assert.equal((await lab.snapshot()).unavailableUntil, 'BBBB');
+  writeFileSync(file, readFileSync(file, 'utf8').replace('"BBBB"', '"CCCC"'));
+  assert.equal((await lab.snapshot()).unavailableUntil, 'CCCC', 'a hand edit after our write');
+  writeFileSync(file, readFileSync(file, 'utf8').replace('"CCCC"', '"BBBB"'));
   const after = await lab.read();
   assert.equal(after.unavailableUntil, 'BBBB');
   assert.equal(after.mutations.length, 1);
@@ -78,6 +83,7 @@ test('an update whose change throws halfway leaves nothing of it behind, in the 
     }),
     /refused halfway/,
   );
+  assert.equal((await lab.snapshot()).unavailableUntil, 'before');
   assert.equal(await lab.update((s) => s.unavailableUntil), 'before');
   assert.equal((await lab.read()).unavailableUntil, 'before');
 });
