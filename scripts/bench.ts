@@ -164,7 +164,7 @@ function format(r: Report): string {
       const ms1 = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
       out.push(
         '',
-        "where the cores went: CPU ms per run during each burst, by process (bench: this process, i.e. Cordon's worker, or the floor's, and the client; others: the providers' servers); busy: cores in use",
+        "where the cores went: CPU ms per run during each burst, by process name on this host (bench: this process, i.e. Cordon's worker, or the floor's, and the client; others: the providers' servers, and on the cluster the server's own PostgreSQL as postgres); busy: cores in use",
         table(
           ['run', 'concurrency', 'engine', 'bench', 'others', 'total', 'busy'],
           rows.map(([name, t]) => {

@@ -1,5 +1,6 @@
 // CPU time by the kind of process that spent it, from /proc: where a burst's cores went (the
-// engine, this process's worker and client, the provider's server). Linux only; elsewhere empty.
+// engine, this process's worker and client, the provider's server). By process name, host-wide:
+// on the cluster the server's own PostgreSQL counts as postgres. Linux only; elsewhere empty.
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux

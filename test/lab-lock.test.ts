@@ -2,7 +2,7 @@
 // concurrent writers lose no update, and a lock left by a writer killed with SIGKILL is broken.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -48,6 +48,18 @@ test('a lock left by a writer that was killed is broken; a live holder’s is wa
   spawnSync('rm', ['-f', `${file}.lock`]);
   await pending;
   assert.equal((await lab.read()).unavailableUntil, 'after the holder let go');
+});
+
+test('a lock a dead process left, whose pid is now ours, is broken too; our own pid file survives it', { timeout: 30_000 }, async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'cordon-lab-lock-')), 'directory.json');
+  // As a SIGKILLed holder leaves it: its pid file, linked to the lock's name; the pid came back to us.
+  writeFileSync(`${file}.lock.${process.pid}`, String(process.pid));
+  linkSync(`${file}.lock.${process.pid}`, `${file}.lock`);
+  const lab = new LabDirectory(file);
+  await lab.update((s) => void (s.unavailableUntil = 'after our own stale pid'));
+  await lab.update((s) => void (s.unavailableUntil = 'and again'));
+  assert.equal((await lab.read()).unavailableUntil, 'and again');
+  assert.ok(!existsSync(`${file}.lock`), 'the lock is released');
 });
 
 test('an update after the file was written in place (same length, by hand) starts from what the file holds', async () => {

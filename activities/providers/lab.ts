@@ -157,19 +157,22 @@ async function withFileLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
   };
   for (let wait = 1; !(await take(lock)); wait = Math.min(wait * 2, 20)) {
     const holder = Number(await readFile(lock, 'utf8').catch(() => ''));
-    if (holder && !alive(holder)) {
+    // Our own pid on a lock we do not hold (this process writes one update at a time): a dead
+    // process's lock whose pid came back to us.
+    if (holder && (holder === process.pid || !alive(holder))) {
       if (await take(breaking)) {
         // While the dead holder's lock exists nobody can take a new one, and only we may break it.
         if (Number(await readFile(lock, 'utf8').catch(() => '')) === holder) {
           await unlink(lock).catch(() => undefined);
-          await unlink(`${lock}.${holder}`).catch(() => undefined);
+          if (holder !== process.pid) await unlink(`${lock}.${holder}`).catch(() => undefined); // ours is a new file
         }
-        await unlink(breaking);
+        await unlink(breaking).catch(() => undefined);
         continue;
       }
       // A breaker killed in its few microseconds would block the rest forever: its mark expires.
+      // Aged by ctime, which linking the breaker's pid file to the mark sets (its mtime is as old as the file).
       const mark = await stat(breaking).catch(() => undefined);
-      if (mark && Date.now() - mark.mtimeMs > 5000) await unlink(breaking).catch(() => undefined);
+      if (mark && Date.now() - mark.ctimeMs > 5000) await unlink(breaking).catch(() => undefined);
     }
     await new Promise((r) => setTimeout(r, wait + Math.random() * wait));
   }
@@ -191,7 +194,11 @@ function ownLockFile(lock: string): Promise<string> {
   let made = owned.get(lock);
   if (!made) {
     const mine = `${lock}.${process.pid}`;
-    made = mkdir(dirname(lock), { recursive: true }).then(() => writeFile(mine, String(process.pid))).then(() => mine);
+    // Unlinked first: a dead process with our pid may have left it linked to a stale lock.
+    made = mkdir(dirname(lock), { recursive: true })
+      .then(() => unlink(mine).catch(() => undefined))
+      .then(() => writeFile(mine, String(process.pid)))
+      .then(() => mine);
     made.catch(() => owned.delete(lock));
     owned.set(lock, made);
     if (!removeAtExit) process.once('exit', () => owned.forEach((_, l) => rmSync(`${l}.${process.pid}`, { force: true })));
