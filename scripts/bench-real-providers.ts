@@ -109,8 +109,8 @@ function keycloakBench(kc: LocalKeycloak, kind: 'user' | 'client'): RealBenchPro
     signal: { provider: 'keycloak', identityKind: kind === 'user' ? 'human' : 'service-account' },
     idFor: (name) => `${view.realm}/${kind}:${name}`,
     configure: (c) => ({ ...c, keycloak }),
-    // Its JIT settles after some 300 containments (measured: 14.5/s at 5 in flight on a fresh
-    // Keycloak, 25.4/s at 8 after 300); a real one has run for weeks.
+    // Its JIT settles over the first few hundred containments (one run, 100 per level on a fresh
+    // Keycloak: 14.5/s at 5 in flight, then 18.5, 23.1, 25.4 at 6, 7, 8); a real one has run for weeks.
     warmUpRuns: 300,
     async seed(_config, ids) {
       await mapLimit(ids, 4, (id) => (kind === 'user' ? setup.user(nameOf(id), PASSWORD, { grants: false }) : setup.client(nameOf(id), PASSWORD, { grants: false })));
