@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from './dev-server';
 import { startProcess, waitFor } from './local-services';
+import { processes } from './process-cpu';
 import { userCacheDir } from './temporal-cli';
 
 export const KEYCLOAK_VERSION = '26.7.3';
@@ -142,16 +143,7 @@ function instanceHome(dist: string): string {
 
 /** The JVM's pid: kc.sh runs it as its child, or becomes it after re-augmenting. */
 function javaPid(group: number): number | undefined {
-  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const [comm, rest] = [stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), stat.slice(stat.lastIndexOf(')') + 2).split(' ')];
-      if (comm === 'java' && Number(rest[2]) === group) return Number(p);
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return undefined;
+  return processes().find((p) => p.comm === 'java' && p.group === group)?.pid;
 }
 
 function memoryOf(pid: number | undefined): { rss: number; peak: number } {

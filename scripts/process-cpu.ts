@@ -1,6 +1,7 @@
-// CPU time by the kind of process that spent it, from /proc: where a burst's cores went (the
-// engine, this process's worker and client, the provider's server). By process name, host-wide:
-// on the cluster the server's own PostgreSQL counts as postgres. Linux only; elsewhere empty.
+// What /proc says about this host's processes: each one's name, process group and CPU time, and
+// from them the CPU time by the kind of process that spent it (the bench's "where the cores
+// went": the engine, this process's worker and client, the provider's server). By process name,
+// host-wide: on the cluster the server's own PostgreSQL counts as postgres. Linux only; elsewhere empty.
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
@@ -11,28 +12,39 @@ const KINDS: [RegExp, string][] = [
   [/^postgres$/, 'postgres'],
 ];
 
-type Snapshot = Map<number, { kind: string; ms: number }>;
+export interface ProcessStat {
+  pid: number;
+  /** The executable's name as the kernel keeps it (15 characters at most). */
+  comm: string;
+  group: number;
+  cpuMs: number;
+}
 
-function snapshot(): Snapshot {
-  const out: Snapshot = new Map();
+/** Every process this user can see, read from /proc/<pid>/stat (processes gone meanwhile are skipped). */
+export function processes(): ProcessStat[] {
   let pids: string[];
   try {
     pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
   } catch {
-    return out;
+    return [];
   }
-  for (const p of pids) {
-    const pid = Number(p);
+  return pids.flatMap((p) => {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const kind = pid === process.pid ? 'bench' : KINDS.find(([re]) => re.test(comm))?.[1];
-      if (!kind) continue;
+      // The name sits in parentheses and may hold spaces or parentheses itself: fields follow the last ')'.
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(pid, { kind, ms: (Number(f[11]) + Number(f[12])) * TICK_MS });
+      return [{ pid: Number(p), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), group: Number(f[2]), cpuMs: (Number(f[11]) + Number(f[12])) * TICK_MS }];
     } catch {
-      /* gone meanwhile */
+      return [];
     }
+  });
+}
+
+function snapshot(): Map<number, { kind: string; ms: number }> {
+  const out = new Map<number, { kind: string; ms: number }>();
+  for (const p of processes()) {
+    const kind = p.pid === process.pid ? 'bench' : KINDS.find(([re]) => re.test(p.comm))?.[1];
+    if (kind) out.set(p.pid, { kind, ms: p.cpuMs });
   }
   return out;
 }

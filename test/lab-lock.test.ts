@@ -2,7 +2,7 @@
 // concurrent writers lose no update, and a lock left by a writer killed with SIGKILL is broken.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, linkSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -59,6 +59,18 @@ test('a lock a dead process left, whose pid is now ours, is broken too; our own 
   await lab.update((s) => void (s.unavailableUntil = 'after our own stale pid'));
   await lab.update((s) => void (s.unavailableUntil = 'and again'));
   assert.equal((await lab.read()).unavailableUntil, 'and again');
+  assert.ok(!existsSync(`${file}.lock`), 'the lock is released');
+});
+
+test('a pid file removed under this process (by hand, or with its folder) is made again', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'cordon-lab-lock-')), 'directory.json');
+  const lab = new LabDirectory(file);
+  await lab.update((s) => void (s.unavailableUntil = 'first'));
+  assert.ok(existsSync(`${file}.lock.${process.pid}`), 'made once, kept between updates');
+  rmSync(`${file}.lock.${process.pid}`);
+  await lab.update((s) => void (s.unavailableUntil = 'second'));
+  assert.equal((await lab.read()).unavailableUntil, 'second');
+  assert.ok(existsSync(`${file}.lock.${process.pid}`), 'made again');
   assert.ok(!existsSync(`${file}.lock`), 'the lock is released');
 });
 

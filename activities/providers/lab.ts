@@ -150,7 +150,8 @@ async function withFileLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
       if (isCode(err, 'EEXIST')) return false;
       if (!isCode(err, 'ENOENT') || remade) throw err;
       // Removed under us (with its folder, or by hand): made again, once.
-      remade = owned.delete(lock);
+      remade = true;
+      owned.delete(lock);
       mine = await ownLockFile(lock);
       return take(name);
     }
