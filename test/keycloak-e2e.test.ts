@@ -256,7 +256,7 @@ if (kc) {
       }
     });
 
-    test('identical reads at once share one request; a read after a write never takes an answer sent before the write', async () => {
+    test('identical reads at once share one request; evidence beside a suppression may take an answer of the last 2 s; a read after a write never takes an answer sent before the write', async () => {
       const s = await f.seed();
       const u = await usersApi(s.identityId);
       const admin = new KeycloakAdmin({ url: kc.url, realm: kc.realm, clientId: kc.admin.clientId, clientSecret: kc.admin.secret });
@@ -293,6 +293,44 @@ if (kc) {
         assert.deepEqual(sent, ['GET', 'PUT', 'GET'], 'the read after the write is a request of its own');
         assert.deepEqual(after!.requiredActions, ['CONFIGURE_TOTP']);
         assert.deepEqual((await before)!.requiredActions, [], 'the earlier read answers with what it found');
+
+        // Answered reads: only a read with sentSince takes them, sent since then, with no write between, for 2 s.
+        sent.length = 0;
+        const since = performance.now();
+        await admin.call<User>('GET', userPath);
+        assert.deepEqual(sent, ['GET'], 'a plain read asks Keycloak again');
+        assert.deepEqual((await admin.call<User>('GET', userPath, { sentSince: since }))!.requiredActions, ['CONFIGURE_TOTP']);
+        assert.deepEqual(sent, ['GET'], 'one with sentSince takes the answer just received');
+        await admin.call<User>('GET', userPath, { sentSince: performance.now() });
+        assert.deepEqual(sent, ['GET', 'GET'], 'not one sent before that time');
+        await admin.call('PUT', userPath, { body: { requiredActions: [] } });
+        assert.deepEqual((await admin.call<User>('GET', userPath, { sentSince: since }))!.requiredActions, [], 'not across a write');
+        await new Promise((r) => setTimeout(r, 2100));
+        await admin.call<User>('GET', userPath, { sentSince: since });
+        assert.deepEqual(sent, ['GET', 'GET', 'PUT', 'GET', 'GET'], 'nor once 2 s have passed');
+      } finally {
+        globalThis.fetch = realFetch;
+      }
+    });
+
+    test('evidence beside a suppression reuses what the suppression has just read; evidence on its own asks Keycloak afresh', async () => {
+      const s = await f.seed();
+      const realFetch = globalThis.fetch;
+      const sent: string[] = [];
+      globalThis.fetch = (input, init) => {
+        if (String(input).includes('/role-mappings')) sent.push(new URL(String(input)).pathname);
+        return realFetch(input, init);
+      };
+      try {
+        await p.evidence(s.identityId, 'grants');
+        assert.equal(sent.length, 3, `evidence alone reads the role mappings itself: ${sent.join(' ')}`);
+        await p.suppress(s.identityId, 'block-high-risk-apis'); // removes roles: writes
+        await p.suppress(s.identityId, 'block-high-risk-apis'); // its retry: reads only
+        sent.length = 0;
+        const grants = JSON.parse((await p.evidence(s.identityId, 'grants')).body).grants as { direct: string[] };
+        assert.deepEqual(sent, [], 'right after the suppression, its answers serve');
+        assert.deepEqual(grants.direct, (await p.inspect(s.identityId)).grants, 'and they hold what Keycloak holds');
+        assert.ok(!grants.direct.some((g) => kc.highRiskRoles.includes(g)), 'after the removal');
       } finally {
         globalThis.fetch = realFetch;
       }

@@ -46,17 +46,32 @@ export class KeycloakHttpError extends Error {
 /** A path under /admin/realms/ with every interpolated value encoded as one segment. */
 const path = (parts: TemplateStringsArray, ...values: (string | number)[]) => parts.reduce((acc, p, i) => acc + p + (i < values.length ? encodeURIComponent(String(values[i])) : ''), '');
 
+/**
+ * How long a successful GET's answer may serve a later read of the same URL that allows it (none
+ * of this client's writes between): evidence beside a suppression, which follows it in the same
+ * workflow task.
+ */
+const RECENT_MS = 2000;
+
 /** An admin API answer, before the caller reads it. */
 interface Answer {
   status: number;
   text: string;
 }
 
+/** A GET sent, and (once 2xx) answered, with the write epoch it was sent in. */
+interface Reading {
+  epoch: number;
+  sentAt: number;
+  answer: Promise<Answer>;
+  answeredAt?: number;
+}
+
 /** The admin REST API with a client-credentials token, renewed before it expires (or on a 401). */
 export class KeycloakAdmin {
   private token?: { value: string; until: number };
-  /** GETs in flight by URL, with the write epoch they were sent in (see call()). */
-  private readonly reading = new Map<string, { epoch: number; answer: Promise<Answer> }>();
+  /** GETs by URL, in flight or answered in the last RECENT_MS, with when and in which write epoch they were sent (see call()). */
+  private readonly reading = new Map<string, Reading>();
   /** Advanced when one of this client's writes starts and when it ends. */
   private epoch = 0;
   private pending?: Promise<string>;
@@ -101,21 +116,39 @@ export class KeycloakAdmin {
    * admin client lacks a role, which no retry fixes.
    *
    * A GET joins the same GET already in flight from this client when none of this client's writes
-   * has started or ended since it was sent: a containment's suppressions and evidence look the
-   * identity up at the same moment, and each lookup cost Keycloak a search. The epoch keeps
-   * read-your-writes: a read after a write (a note read back) never takes an answer sent before it.
+   * has started or ended since it was sent: a containment's suppressions look the identity up at
+   * the same moment, and each lookup cost Keycloak a search. With `sentSince` (a performance.now()
+   * time), it also takes such an answer that arrived in the last RECENT_MS to a request sent at or
+   * after that time: evidence captured beside a suppression reads much of what the suppression has
+   * just read. The epoch keeps read-your-writes: a read after a write (a note read back) never
+   * takes an answer sent before it.
    */
-  async call<T>(method: string, p: string, o: { body?: unknown; text?: string; query?: Record<string, string | number | boolean | undefined>; allowMissing?: boolean } = {}): Promise<T | undefined> {
+  async call<T>(
+    method: string,
+    p: string,
+    o: { body?: unknown; text?: string; query?: Record<string, string | number | boolean | undefined>; allowMissing?: boolean; sentSince?: number } = {},
+  ): Promise<T | undefined> {
     const url = new URL(`${this.conn.url}/admin/realms/${p}`);
     for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     let answer: Answer;
     if (method === 'GET') {
-      const inFlight = this.reading.get(url.href);
-      if (inFlight?.epoch === this.epoch) answer = await inFlight.answer;
+      const seen = this.reading.get(url.href);
+      const fresh = (r: Reading) => r.answeredAt === undefined || (o.sentSince !== undefined && r.sentAt >= o.sentSince && performance.now() - r.answeredAt <= RECENT_MS);
+      if (seen?.epoch === this.epoch && fresh(seen)) answer = await seen.answer;
       else {
-        const mine = { epoch: this.epoch, answer: this.send(method, url, o) };
+        const mine: Reading = { epoch: this.epoch, sentAt: performance.now(), answer: this.send(method, url, o) };
         this.reading.set(url.href, mine);
-        answer = await mine.answer.finally(() => this.reading.get(url.href) === mine && this.reading.delete(url.href));
+        const forget = () => this.reading.get(url.href) === mine && this.reading.delete(url.href);
+        try {
+          answer = await mine.answer;
+        } catch (err) {
+          forget();
+          throw err;
+        }
+        if (answer.status >= 200 && answer.status < 300) {
+          mine.answeredAt = performance.now();
+          setTimeout(forget, RECENT_MS).unref();
+        } else forget();
       }
     } else {
       this.epoch++;
@@ -319,6 +352,8 @@ export class KeycloakProvider implements IdentityProvider {
   private readonly highRisk: string[];
   /** Writes of a user's attributes, one at a time per user (a write replaces them all). */
   private readonly writing = new Map<string, Promise<unknown>>();
+  /** When a suppression of each identity began (performance.now()), for RECENT_MS: evidence beside it may reuse its reads. */
+  private readonly suppressing = new Map<string, number>();
 
   constructor(o: KeycloakOptions) {
     this.api = new KeycloakAdmin(o);
@@ -332,24 +367,25 @@ export class KeycloakProvider implements IdentityProvider {
 
   // ---- lookups ----
 
-  private async find(identityId: string): Promise<Found | undefined> {
+  /** The identity as Keycloak has it; `since`: reads may take answers to requests sent since then (see KeycloakAdmin.call). */
+  private async find(identityId: string, since?: number): Promise<Found | undefined> {
     const ref = parseIdentity(identityId);
     if (!ref) return undefined;
     const r = ref.realm;
     if (ref.kind === 'user') {
-      const users = await this.api.call<UserRep[]>('GET', path`${r}/users`, { query: { username: ref.name, exact: true, briefRepresentation: false }, allowMissing: true });
+      const users = await this.api.call<UserRep[]>('GET', path`${r}/users`, { query: { username: ref.name, exact: true, briefRepresentation: false }, allowMissing: true, sentSince: since });
       const user = users?.find((u) => u.username === ref.name);
       return user && { id: identityId, ref, user };
     }
-    const clients = await this.api.call<ClientRep[]>('GET', path`${r}/clients`, { query: { clientId: ref.name, search: false }, allowMissing: true });
+    const clients = await this.api.call<ClientRep[]>('GET', path`${r}/clients`, { query: { clientId: ref.name, search: false }, allowMissing: true, sentSince: since });
     const client = clients?.find((c) => c.clientId === ref.name);
     if (!client) return undefined;
-    const user = client.serviceAccountsEnabled ? await this.api.call<UserRep>('GET', path`${r}/clients/${client.id}/service-account-user`, { allowMissing: true }) : undefined;
+    const user = client.serviceAccountsEnabled ? await this.api.call<UserRep>('GET', path`${r}/clients/${client.id}/service-account-user`, { allowMissing: true, sentSince: since }) : undefined;
     return { id: identityId, ref, client, user };
   }
 
-  private async need(identityId: string): Promise<Found> {
-    const f = await this.find(identityId);
+  private async need(identityId: string, since?: number): Promise<Found> {
+    const f = await this.find(identityId, since);
     if (!f) throw new IdentityNotFoundError(this.name, identityId);
     return f;
   }
@@ -369,14 +405,14 @@ export class KeycloakProvider implements IdentityProvider {
     return f;
   }
 
-  private async held(realm: string, user: UserRep | undefined): Promise<Held[]> {
+  private async held(realm: string, user: UserRep | undefined, since?: number): Promise<Held[]> {
     if (!user) return [];
     const u = user.id;
     // The combined /role-mappings hides realm roles without view-realm, so realm roles come from their own endpoint.
     const [realmRoles, all, groups] = await Promise.all([
-      this.api.call<RoleRep[]>('GET', path`${realm}/users/${u}/role-mappings/realm`),
-      this.api.call<{ clientMappings?: Record<string, { id: string; client: string; mappings: RoleRep[] }> }>('GET', path`${realm}/users/${u}/role-mappings`),
-      this.api.call<{ id: string; path: string }[]>('GET', path`${realm}/users/${u}/groups`, { query: { briefRepresentation: true, first: 0, max: 10_000 } }),
+      this.api.call<RoleRep[]>('GET', path`${realm}/users/${u}/role-mappings/realm`, { sentSince: since }),
+      this.api.call<{ clientMappings?: Record<string, { id: string; client: string; mappings: RoleRep[] }> }>('GET', path`${realm}/users/${u}/role-mappings`, { sentSince: since }),
+      this.api.call<{ id: string; path: string }[]>('GET', path`${realm}/users/${u}/groups`, { query: { briefRepresentation: true, first: 0, max: 10_000 }, sentSince: since }),
     ]);
     const out: Held[] = [
       ...(realmRoles ?? []).map((role) => ({ grant: formatGrant({ type: 'realm-role', role: role.name }), type: 'realm-role' as const, role })),
@@ -443,24 +479,24 @@ export class KeycloakProvider implements IdentityProvider {
     for (const h of items) if (h.type === 'group') await this.api.call('PUT', path`${realm}/users/${u}/groups/${h.groupId}`);
   }
 
-  private sessions(realm: string, user: UserRep | undefined): Promise<SessionRep[]> {
-    return user ? this.api.call<SessionRep[]>('GET', path`${realm}/users/${user.id}/sessions`).then((s) => s ?? []) : Promise.resolve([]);
+  private sessions(realm: string, user: UserRep | undefined, since?: number): Promise<SessionRep[]> {
+    return user ? this.api.call<SessionRep[]>('GET', path`${realm}/users/${user.id}/sessions`, { sentSince: since }).then((s) => s ?? []) : Promise.resolve([]);
   }
 
-  private consents(realm: string, user: UserRep): Promise<ConsentRep[]> {
-    return this.api.call<ConsentRep[]>('GET', path`${realm}/users/${user.id}/consents`).then((c) => c ?? []);
+  private consents(realm: string, user: UserRep, since?: number): Promise<ConsentRep[]> {
+    return this.api.call<ConsentRep[]>('GET', path`${realm}/users/${user.id}/consents`, { sentSince: since }).then((c) => c ?? []);
   }
 
   /** Token grants recorded as events (client credentials and, for users, logins); newest first. */
-  private events(realm: string, query: Record<string, string | number | undefined>): Promise<EventRep[]> {
-    return this.api.call<EventRep[]>('GET', path`${realm}/events`, { query: { max: 200, ...query } }).then((e) => e ?? []);
+  private events(realm: string, query: Record<string, string | number | undefined>, since?: number): Promise<EventRep[]> {
+    return this.api.call<EventRep[]>('GET', path`${realm}/events`, { query: { max: 200, ...query }, sentSince: since }).then((e) => e ?? []);
   }
 
   /** Client-credentials grants after the client's not-before that may still be live. */
-  private async liveGrants(f: Found): Promise<EventRep[]> {
+  private async liveGrants(f: Found, since?: number): Promise<EventRep[]> {
     if (!f.client) return [];
-    const since = Math.max((f.client.notBefore ?? 0) * 1000, (this.api.serverSeconds() - TOKEN_WINDOW_S) * 1000);
-    return (await this.events(f.ref.realm, { client: f.client.clientId, type: 'CLIENT_LOGIN' })).filter((e) => e.time >= since && !e.error);
+    const from = Math.max((f.client.notBefore ?? 0) * 1000, (this.api.serverSeconds() - TOKEN_WINDOW_S) * 1000);
+    return (await this.events(f.ref.realm, { client: f.client.clientId, type: 'CLIENT_LOGIN' }, since)).filter((e) => e.time >= from && !e.error);
   }
 
   private asDependents(sessions: SessionRep[]): Dependent[] {
@@ -555,6 +591,15 @@ export class KeycloakProvider implements IdentityProvider {
     return [sessions.length > 0 && `ended ${sessions.length} session client(s) (logout, not-before set)`, x.notBefore && `client not-before set: its issued tokens fail introspection`];
   }
 
+  /** Marks the start of a suppression of the identity (the first of its actions at once), for RECENT_MS. */
+  private beganSuppressing(identityId: string): void {
+    const began = this.suppressing.get(identityId);
+    if (began !== undefined && performance.now() - began < RECENT_MS) return;
+    const now = performance.now();
+    this.suppressing.set(identityId, now);
+    setTimeout(() => this.suppressing.get(identityId) === now && this.suppressing.delete(identityId), RECENT_MS).unref();
+  }
+
   // ---- the interface ----
 
   async inspect(identityId: string): Promise<IdentitySnapshot> {
@@ -566,6 +611,7 @@ export class KeycloakProvider implements IdentityProvider {
   }
 
   async suppress(identityId: string, action: SuppressionAction, scope?: Scope): Promise<ActionResult & { ended?: Dependent[] }> {
+    this.beganSuppressing(identityId);
     const f = await this.mutable(identityId);
     const r = f.ref.realm;
     switch (action) {
@@ -662,7 +708,9 @@ export class KeycloakProvider implements IdentityProvider {
   }
 
   async evidence(identityId: string, kind: EvidenceKind): Promise<EvidenceArtifact> {
-    const f = await this.need(identityId);
+    // Beside a suppression of this identity, evidence may take what its reads have just been answered.
+    const since = this.suppressing.get(identityId);
+    const f = await this.need(identityId, since);
     const r = f.ref.realm;
     const u = f.user;
     const c = f.client;
@@ -690,10 +738,10 @@ export class KeycloakProvider implements IdentityProvider {
         };
       },
       sessions: async () => {
-        const online = await this.sessions(r, u);
-        const offline = u ? await this.offlineSessions(r, u) : [];
-        const clientSessions = c ? ((await this.api.call<SessionRep[]>('GET', path`${r}/clients/${c.id}/user-sessions`, { query: { max: 1000 } })) ?? []) : [];
-        const grants = c ? (await this.liveGrants(f)).map(event) : [];
+        const online = await this.sessions(r, u, since);
+        const offline = u ? await this.offlineSessions(r, u, since) : [];
+        const clientSessions = c ? ((await this.api.call<SessionRep[]>('GET', path`${r}/clients/${c.id}/user-sessions`, { query: { max: 1000 }, sentSince: since })) ?? []) : [];
+        const grants = c ? (await this.liveGrants(f, since)).map(event) : [];
         const shape = (s: SessionRep & { username?: string }) => ({ id: s.id, username: s.username, ipAddress: s.ipAddress, started: iso(s.start), lastAccess: iso(s.lastAccess), clients: Object.values(s.clients ?? {}) });
         return { online: online.map(shape), offline: offline.map(shape), ...(c ? { signedInThroughClient: clientSessions.map(shape), liveClientCredentialGrants: grants } : {}) };
       },
@@ -701,7 +749,7 @@ export class KeycloakProvider implements IdentityProvider {
         notBefore: { user: u?.notBefore ?? null, client: c?.notBefore ?? null },
         // Types, dates and labels only: never secret or credential data.
         credentials: u ? ((await this.api.call<CredentialRep[]>('GET', path`${r}/users/${u.id}/credentials`)) ?? []).map((x) => ({ id: x.id, type: x.type, userLabel: x.userLabel, created: iso(x.createdDate) })) : [],
-        consents: u ? (await this.consents(r, u)).map((x) => ({ clientId: x.clientId, scopes: x.grantedClientScopes, created: iso(x.createdDate), lastUpdated: iso(x.lastUpdatedDate), grants: x.additionalGrants?.map((g) => g.key) })) : [],
+        consents: u ? (await this.consents(r, u, since)).map((x) => ({ clientId: x.clientId, scopes: x.grantedClientScopes, created: iso(x.createdDate), lastUpdated: iso(x.lastUpdatedDate), grants: x.additionalGrants?.map((g) => g.key) })) : [],
         ...(c
           ? {
               client: {
@@ -714,8 +762,8 @@ export class KeycloakProvider implements IdentityProvider {
           : {}),
       }),
       grants: async () => {
-        const held = await this.held(r, u);
-        const effective = u ? ((await this.api.call<RoleRep[]>('GET', path`${r}/users/${u.id}/role-mappings/realm/composite`)) ?? []).map((x) => x.name).sort() : [];
+        const held = await this.held(r, u, since);
+        const effective = u ? ((await this.api.call<RoleRep[]>('GET', path`${r}/users/${u.id}/role-mappings/realm/composite`, { sentSince: since })) ?? []).map((x) => x.name).sort() : [];
         return { direct: held.map((h) => h.grant), effectiveRealmRoles: effective, serviceAccount: c ? (u?.username ?? null) : undefined };
       },
       'config-snapshot': async () => ({
@@ -726,11 +774,11 @@ export class KeycloakProvider implements IdentityProvider {
     return { contentType: 'application/json', body: JSON.stringify({ identityId, capturedAt: new Date().toISOString(), [kind]: await body[kind]() }) };
   }
 
-  private async offlineSessions(realm: string, user: UserRep): Promise<(SessionRep & { username?: string })[]> {
+  private async offlineSessions(realm: string, user: UserRep, since?: number): Promise<(SessionRep & { username?: string })[]> {
     const out: SessionRep[] = [];
-    for (const consent of await this.consents(realm, user)) {
-      const client = (await this.api.call<ClientRep[]>('GET', path`${realm}/clients`, { query: { clientId: consent.clientId, search: false } }))?.find((x) => x.clientId === consent.clientId);
-      if (client) out.push(...((await this.api.call<SessionRep[]>('GET', path`${realm}/users/${user.id}/offline-sessions/${client.id}`, { allowMissing: true })) ?? []));
+    for (const consent of await this.consents(realm, user, since)) {
+      const client = (await this.api.call<ClientRep[]>('GET', path`${realm}/clients`, { query: { clientId: consent.clientId, search: false }, sentSince: since }))?.find((x) => x.clientId === consent.clientId);
+      if (client) out.push(...((await this.api.call<SessionRep[]>('GET', path`${realm}/users/${user.id}/offline-sessions/${client.id}`, { allowMissing: true, sentSince: since })) ?? []));
     }
     return out;
   }
