@@ -708,7 +708,7 @@ export class KeycloakProvider implements IdentityProvider {
   }
 
   async evidence(identityId: string, kind: EvidenceKind): Promise<EvidenceArtifact> {
-    // Beside a suppression of this identity, evidence may take what its reads have just been answered.
+    // Beside a suppression of this identity, evidence may take the answers its reads have just received.
     const since = this.suppressing.get(identityId);
     const f = await this.need(identityId, since);
     const r = f.ref.realm;
