@@ -36,6 +36,25 @@ test('zod is preloaded once per workflow thread, not evaluated again for every c
   assert.match(body, /__webpack_require__\([^)]*"\.\/workflows\/shared-zod\.ts"\)/, `preloadModules loads shared-zod.ts: ${body.trim()}`);
 });
 
+test('a containment takes its schemas from the copy its workflow thread shares, never evaluates its own', async () => {
+  // Any module a new containment evaluates that imports schemas.ts or policy.ts gives every
+  // containment its own copy again (about 3 ms of CPU each); only the shared accessor and the
+  // legacy ladder, which only pre-v3 histories load, may.
+  const { code } = await workflowBundle();
+  const preload = /exports\.preloadModules = function preloadModules\(\) \{([^}]*)\}/.exec(code)?.[1] ?? '';
+  assert.match(preload, /"\.\/workflows\/shared-schemas\.ts"/, `preloadModules loads shared-schemas.ts: ${preload.trim()}`);
+  const modules = code.split(/\n\/\*\*\*\/ "(\.\/[^"]+)"\n/);
+  const importers: string[] = [];
+  for (let i = 1; i < modules.length; i += 2) {
+    if (/__webpack_require__\([^)]*"\.\/workflows\/(schemas|policy)\.ts"\)/.test(modules[i + 1] ?? '')) importers.push(modules[i]!);
+  }
+  assert.ok(modules.length > 20, 'the bundle splits into its modules');
+  assert.deepEqual(importers.sort(), ['./workflows/legacy/containment-v2.ts', './workflows/policy.ts', './workflows/shared-schemas.ts']);
+  // The legacy ladder is required where a pre-v3 history asks for it, not at the top of containment.ts.
+  const containment = modules[modules.indexOf('./workflows/containment.ts') + 1] ?? '';
+  assert.doesNotMatch(containment.split('function containment(')[0] ?? '', /"\.\/workflows\/legacy\/containment-v2\.ts"/);
+});
+
 test('the server registered every Cordon search attribute', async () => {
   const env = await testEnv();
   const res = await env.connection.operatorService.listSearchAttributes({ namespace: env.namespace ?? 'default' });

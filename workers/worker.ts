@@ -19,8 +19,8 @@ let bundle: Promise<WorkflowBundle> | undefined;
 export function workflowBundle(): Promise<WorkflowBundle> {
   bundle ??= bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
-    // Evaluated once per workflow thread and shared by every containment (see the module).
-    preloadModules: [require.resolve('../workflows/shared-zod')],
+    // Evaluated once per workflow thread and shared by every containment (see the modules).
+    preloadModules: [require.resolve('../workflows/shared-zod'), require.resolve('../workflows/shared-schemas')],
     logger: quietBundlerLogger,
   });
   return bundle;

@@ -22,32 +22,35 @@ import {
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { ContainmentActivities, FirstAttempt, FirstStep } from './contract';
 import { containmentWorkflowId, dryRunWorkflowId, sameIdentity, shortHash } from './ids';
-import { legacyContainmentV2, type LegacyContainmentInput } from './legacy/containment-v2';
+import type { LegacyContainmentInput, legacyContainmentV2 } from './legacy/containment-v2';
 import { COMMAND_DESCRIPTION, IDENTITY_SIGNAL_DESCRIPTION, commandSignal, commandUpdate, identitySignal, policyQuery, stateQuery } from './messages';
-import { evaluatePolicy, type Policy } from './policy';
-import {
+import type { Policy } from './policy';
+import type {
   ContainmentState,
   IdentitySignal,
-  LADDER_POSITIONS,
   OperatorCommand,
-  durationMs,
-  describeIssues,
-  type ActionRecord,
-  type ActionResult,
-  type EvidenceKind,
-  type LadderPosition,
-  type Principal,
-  type Receipt,
-  type StageName,
-  type StagePlan,
-  type SuppressionAction,
-  type Target,
-  type Waiting,
+  ActionRecord,
+  ActionResult,
+  EvidenceKind,
+  LadderPosition,
+  Principal,
+  Receipt,
+  StageName,
+  StagePlan,
+  SuppressionAction,
+  Target,
+  Waiting,
 } from './schemas';
 import { countAction, recordTimeToSuppress } from './metrics';
 import { SA } from './search-attributes';
 import { COMMAND_ROLES } from './roles';
 import { securityEvents } from './transmit';
+import { sharedPolicies, sharedSchemas } from './shared-schemas';
+
+// Shared by every containment on this workflow thread (see shared-schemas.ts).
+const schemas = sharedSchemas();
+const { LADDER_POSITIONS, durationMs, describeIssues } = schemas;
+const { evaluatePolicy } = sharedPolicies();
 
 export const V3_PATCH = 'v3-trusted-control-plane';
 /** v4: provider calls as local activities, evidence in one activity (see `provider` below). */
@@ -142,7 +145,12 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   // the SDK follows each marker with an upsert of TemporalChangeVersion, a visibility write on the
   // server. Older histories have no newer marker and replay on the path they were recorded with.
   const version = patched(V6_PATCH) ? 6 : patched(V5_PATCH) ? 5 : !patched(V3_PATCH) ? 2 : patched(V4_PATCH) ? 4 : 3;
-  if (version === 2) return legacyContainmentV2(input as unknown as LegacyContainmentInput);
+  if (version === 2) {
+    // Only histories recorded before v3 need it, so no new containment evaluates it (or, through it, its own copy of the schemas).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const legacy = (require('./legacy/containment-v2') as { legacyContainmentV2: typeof legacyContainmentV2 }).legacyContainmentV2;
+    return legacy(input as unknown as LegacyContainmentInput);
+  }
   // A cancellation request (the UI's "Request Cancellation", `temporal workflow cancel`) is refused:
   // it is recorded in the actions and the ladder goes on. It names no verified operator (Temporal
   // does not say who sent it), while stopping a containment is an "abort" that needs a lead's token;
@@ -160,7 +168,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   const v4 = version >= 4;
   const v5 = version >= 5;
   const call = v4 ? provider : act;
-  const parsed = IdentitySignal.safeParse(input.signal);
+  const parsed = schemas.IdentitySignal.safeParse(input.signal);
   if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid signal: ${describeIssues(parsed.error)}`, 'InvalidInput');
   const first = parsed.data;
   const dryRun = input.dryRun ?? false;
@@ -456,7 +464,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   };
 
   async function handleCommand(raw: unknown): Promise<{ status: ContainmentState['status']; accepted: string; by: string }> {
-    const cmd = OperatorCommand.safeParse(raw);
+    const cmd = schemas.OperatorCommand.safeParse(raw);
     const type = typeof (raw as { type?: unknown })?.type === 'string' ? String((raw as { type: string }).type).slice(0, 40) : 'unknown';
     if (!cmd.success) return reject(type, 'unauthenticated', `invalid command: ${describeIssues(cmd.error)}`);
     const c = cmd.data;
@@ -503,7 +511,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   );
 
   async function joinSignal(raw: unknown): Promise<void> {
-    const p = IdentitySignal.safeParse(raw);
+    const p = schemas.IdentitySignal.safeParse(raw);
     if (!p.success) return log.warn('identity signal rejected', { error: describeIssues(p.error) });
     const s = p.data;
     if (!sameIdentity(s, target)) return log.warn('identity signal for another identity ignored');
