@@ -313,6 +313,33 @@ if (kc) {
       }
     });
 
+    test("Cordon's admin token is tied to a session: ending that session cuts the token at once, and Cordon signs in again on its next call", async () => {
+      const admin = new KeycloakAdmin({ url: kc.url, realm: kc.realm, clientId: kc.admin.clientId, clientSecret: kc.admin.secret });
+      const sids: (string | undefined)[] = [];
+      const realFetch = globalThis.fetch;
+      globalThis.fetch = async (input, init) => {
+        const res = await realFetch(input, init);
+        if (String(input).endsWith('/protocol/openid-connect/token')) {
+          const body = (await res.clone().json()) as { access_token?: string };
+          sids.push(body.access_token && (claims(body.access_token) as { sid?: string }).sid);
+        }
+        return res;
+      };
+      try {
+        const me = `${kc.realm}/users`;
+        await admin.call('GET', me, { query: { max: 1 } });
+        assert.equal(sids.length, 1);
+        // Without a session (the realm lacks client_credentials.use_refresh_token) each admin call costs Keycloak a transient one.
+        assert.ok(sids[0], 'the admin client\'s token names its session (sid)');
+        await setup.api.call('DELETE', `${kc.realm}/sessions/${sids[0]}`);
+        await admin.call('GET', me, { query: { max: 1 } });
+        assert.equal(sids.length, 2, 'the ended session cut the token: Cordon signed in again');
+        assert.notEqual(sids[1], sids[0]);
+      } finally {
+        globalThis.fetch = realFetch;
+      }
+    });
+
     test('evidence beside a suppression reuses what the suppression has just read; evidence on its own asks Keycloak afresh', async () => {
       const s = await f.seed();
       const realFetch = globalThis.fetch;
