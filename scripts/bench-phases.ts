@@ -58,7 +58,17 @@ export interface Rate extends Percentiles {
   floor?: Rate;
   /** CPU ms per run spent during the burst, by process kind (engine, bench = this process's worker and client, the provider's server). */
   cpuMs?: Record<string, number>;
+  /** Time to suppress, first level only: the untimed containments run before it (BenchProvider.warmUpRuns). */
+  warmUp?: WarmUp;
 }
+
+/** Untimed containments before a provider's first level, with the CPU per run of each chunk of them, by process kind. */
+export interface WarmUp {
+  runs: number;
+  chunk: number;
+  cpuMs: Record<string, number>[];
+}
+const WARM_UP_CHUNK = 250;
 
 const perRun = (cpu: Record<string, number>, runs: number) => Object.fromEntries(Object.entries(cpu).map(([k, ms]) => [k, Math.round((ms / runs) * 10) / 10]));
 
@@ -300,10 +310,18 @@ export async function timeToSuppress(b: Bench, provider: BenchProvider, concurre
       b,
       `tts-${provider.name}-c${c}`,
       async (config) => {
+        let warmedUp: WarmUp | undefined;
         if (level === 0 && provider.warmUpRuns) {
           const ids = benchIds(provider, range(provider.warmUpRuns).map((i) => `bench-warmup-${provider.name}-${i}`));
           await provider.seed(config, ids);
-          await burst(config, ids, 8, `warming ${provider.name} up (untimed)`);
+          // In chunks, each with its CPU per run: the table shows whether the provider's server had settled.
+          warmedUp = { runs: ids.length, chunk: WARM_UP_CHUNK, cpuMs: [] };
+          for (let i = 0; i < ids.length; i += WARM_UP_CHUNK) {
+            const chunk = ids.slice(i, i + WARM_UP_CHUNK);
+            const cpu = cpuSince();
+            await burst(config, chunk, 8, `warming ${provider.name} up (untimed, ${i + chunk.length} of ${ids.length})`);
+            warmedUp.cpuMs.push(perRun(cpu(), chunk.length));
+          }
         }
         await warmUp(b, config, provider, `${provider.name}-c${c}`);
         const ids = benchIds(provider, range(runs).map((i) => `bench-${provider.name}-c${c}-${i}`));
@@ -314,7 +332,7 @@ export async function timeToSuppress(b: Bench, provider: BenchProvider, concurre
         const t0 = Date.now();
         const results = await burst(config, ids, c, `time to suppress (${provider.name})`);
         const last = Math.max(...results.map((r) => r.suppressedAt));
-        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000), accepted: percentiles(results.map((r) => r.accept)), floor, cpuMs: perRun(cpu(), runs) };
+        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000), accepted: percentiles(results.map((r) => r.accept)), floor, cpuMs: perRun(cpu(), runs), warmUp: warmedUp };
       },
       { provider, policy: SUPPRESS_AND_PARK, providers: (config) => acks.wrap(createProviders(config)) },
     );

@@ -109,9 +109,10 @@ function keycloakBench(kc: LocalKeycloak, kind: 'user' | 'client'): RealBenchPro
     signal: { provider: 'keycloak', identityKind: kind === 'user' ? 'human' : 'service-account' },
     idFor: (name) => `${view.realm}/${kind}:${name}`,
     configure: (c) => ({ ...c, keycloak }),
-    // Its JIT settles over the first few hundred containments (one run, 100 per level on a fresh
-    // Keycloak: 14.5/s at 5 in flight, then 18.5, 23.1, 25.4 at 6, 7, 8); a real one has run for weeks.
-    warmUpRuns: 300,
+    // Its JIT settles over the first thousands of containments, and a real one has run for weeks:
+    // after 300 untimed, its CPU per user containment at 8 in flight read 33-39 ms; after 1,000,
+    // 21; after 2,000, 14 (Keycloak-only runs, one session). The table prints the warm-up's trend.
+    warmUpRuns: 2000,
     async seed(_config, ids) {
       await mapLimit(ids, 4, (id) => (kind === 'user' ? setup.user(nameOf(id), PASSWORD, { grants: false }) : setup.client(nameOf(id), PASSWORD, { grants: false })));
     },

@@ -176,6 +176,13 @@ function format(r: Report): string {
         ),
       );
     }
+    // Whether a JVM's JIT had settled before the first timed level: its CPU per run, chunk by chunk.
+    for (const [name, rates] of Object.entries(r.timeToSuppress)) {
+      const w = rates.find((t) => t.warmUp)?.warmUp;
+      if (!w?.cpuMs.length) continue;
+      const kinds = [...new Set(w.cpuMs.flatMap((c) => Object.keys(c)))].filter((k) => w.cpuMs.some((c) => (c[k] ?? 0) >= 1));
+      out.push(`${name} warm-up: ${w.runs} untimed containments, 8 in flight; CPU ms per run by ${w.chunk}: ${kinds.map((k) => `${k} ${w.cpuMs.map((c) => Math.round(c[k] ?? 0)).join(' ')}`).join('; ')}`);
+    }
   }
   if (r.attackerCutoff.length) {
     out.push(

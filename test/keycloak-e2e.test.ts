@@ -109,7 +109,11 @@ if (kc) {
         const { workflowId } = await submitSignal(temporal, sig, { taskQueue: cfg.taskQueue });
         const [refreshMs, introspectMs, offlineMs] = await Promise.all([timeUntil(t0, 'the refresh to fail', refreshDead, 20_000, () => lastRefresh), timeUntil(t0, 'introspection to say inactive', accessDead), timeUntil(t0, 'the offline token to fail', offlineDead)]);
         console.log(`keycloak user: after submit, refresh refused at ${refreshMs.toFixed(0)} ms, access token inactive at ${introspectMs.toFixed(0)} ms, offline token refused at ${offlineMs.toFixed(0)} ms`);
-        await staysTrue('the stolen tokens', async () => (await refreshDead()) && (await accessDead()) && (await offlineDead()));
+        await staysTrue('the stolen tokens', async () => {
+          const [refresh, access, off] = [await refreshDead(), await accessDead(), await offlineDead()];
+          if (!(refresh && access && off)) console.log(`keycloak user: alive again: refresh ${!refresh}, access ${!access}, offline ${!off} (last refresh: ${lastRefresh})`);
+          return refresh && access && off;
+        });
 
         const until = (what: string, ok: (st: ContainmentState) => boolean) => eventually(async () => ok(await describeContainment(temporal, workflowId)) && describeContainment(temporal, workflowId), what);
         const advance = async (to: ContainmentState['position']) => {
@@ -583,6 +587,34 @@ if (kc) {
       await assert.rejects(p.setEnabled('master/user:admin', false), NotSupportedError, 'cannot touch the master realm');
       const wrong = new KeycloakProvider({ url: kc.url, realm: kc.realm, clientId: kc.admin.clientId, clientSecret: 'not-the-secret' });
       await assert.rejects(wrong.inspect(s.identityId), (err) => err instanceof NotSupportedError && !err.message.includes('not-the-secret'));
+    });
+
+    test("a client's two revocations in the same second set its not-before once; a new token a second later gets it set again", async () => {
+      const c = keycloakFixture(kc, 'client');
+      const s = await c.seed();
+      const name = parseIdentity(s.identityId)!.name;
+      const stolen = await clientCredentialsGrant(kc.issuer, name, s.password);
+      const puts: number[] = [];
+      const realFetch = globalThis.fetch;
+      globalThis.fetch = (input, init) => {
+        if (init?.method === 'PUT' && /\/clients\/[0-9a-f-]{36}$/.test(String(input))) puts.push(JSON.parse(String(init.body)).notBefore);
+        return realFetch(input, init);
+      };
+      try {
+        while (Date.now() % 1000 > 300) await new Promise((r) => setTimeout(r, 20)); // both well inside one second
+        await Promise.all([c.provider.suppress(s.identityId, 'revoke-sessions'), c.provider.suppress(s.identityId, 'revoke-tokens')]);
+        assert.equal(puts.length, 1, `one write of the not-before: ${puts.join(', ')}`);
+        assert.equal((await introspect(kc.issuer, kc.introspector, stolen.access_token)).active, false, 'the stolen token is cut');
+        await new Promise((r) => setTimeout(r, 1100));
+        const again = await clientCredentialsGrant(kc.issuer, name, s.password); // the leaked secret still works until rotation
+        await c.provider.suppress(s.identityId, 'revoke-tokens');
+        assert.equal(puts.length, 2, 'a later revocation with a live grant writes again');
+        assert.ok(puts[1]! > puts[0]!);
+        assert.equal((await introspect(kc.issuer, kc.introspector, again.access_token)).active, false, 'and cuts the new token');
+      } finally {
+        globalThis.fetch = realFetch;
+        await c.close();
+      }
     });
 
     test('evidence holds metadata, never a password, client secret or token', async () => {

@@ -354,6 +354,8 @@ export class KeycloakProvider implements IdentityProvider {
   private readonly writing = new Map<string, Promise<unknown>>();
   /** When a suppression of each identity began (performance.now()), for RECENT_MS: evidence beside it may reuse its reads. */
   private readonly suppressing = new Map<string, number>();
+  /** Not-before values this worker is setting or has just set on clients (by client id), for RECENT_MS. */
+  private readonly clientNotBefore = new Map<string, Promise<number>>();
 
   constructor(o: KeycloakOptions) {
     this.api = new KeycloakAdmin(o);
@@ -553,13 +555,32 @@ export class KeycloakProvider implements IdentityProvider {
     const grants = await this.liveGrants(f);
     const stale = (f.client.notBefore ?? 0) < this.api.serverSeconds() - TOKEN_WINDOW_S;
     if (!force && !grants.length && !stale) return { ended, notBefore: false };
-    // +1: Keycloak keeps a token whose iat equals the not-before; one minted this very second must die too.
-    const notBefore = this.api.serverSeconds() + 1;
-    await this.api.call('PUT', path`${r}/clients/${f.client.id}`, { body: { notBefore } });
-    f.client.notBefore = notBefore;
+    f.client.notBefore = await this.setClientNotBefore(r, f.client.id);
     const byAddress = new Map<string, Dependent>();
     for (const e of grants) if (!byAddress.has(e.ipAddress ?? '')) byAddress.set(e.ipAddress ?? '', { name: f.client.clientId, address: e.ipAddress, lastSeen: iso(e.time) });
     return { ended: [...ended, ...byAddress.values()], notBefore: true };
+  }
+
+  /**
+   * Sets a client's not-before to the next second: Keycloak keeps a token whose iat equals the
+   * not-before, and one minted this very second must die too. A client's revoke-sessions and
+   * revoke-tokens both cut its tokens, a few ms apart: when this worker is setting, or has set, the
+   * very value the second would write, that write is the same one, so it is shared, not repeated.
+   */
+  private setClientNotBefore(realm: string, clientUuid: string): Promise<number> {
+    const key = `${realm}/${clientUuid}`;
+    const before = this.clientNotBefore.get(key);
+    // Chained before anything is awaited, so a second caller always sees the first one's write.
+    const write = (async () => {
+      const earlier = await before?.catch(() => undefined);
+      const notBefore = this.api.serverSeconds() + 1;
+      if (earlier !== undefined && earlier >= notBefore) return earlier;
+      await this.api.call('PUT', path`${realm}/clients/${clientUuid}`, { body: { notBefore } });
+      return notBefore;
+    })();
+    this.clientNotBefore.set(key, write);
+    setTimeout(() => this.clientNotBefore.get(key) === write && this.clientNotBefore.delete(key), RECENT_MS).unref();
+    return write;
   }
 
   /**
