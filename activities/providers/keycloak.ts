@@ -649,7 +649,10 @@ export class KeycloakProvider implements IdentityProvider {
           }
           return { ...outcome(action, [s && `ended session ${s.id}`]), ended: s ? this.asDependents([s]) : [] };
         }
-        if (action === 'revoke-sessions' || !f.user) {
+        // A client's service account has no consents or offline sessions of a consent (it never
+        // signs in interactively): for a client both revocations are the same cut, so they meet on
+        // the same reads in flight and share one write of its not-before.
+        if (action === 'revoke-sessions' || !f.user || f.client) {
           const x = await this.endSessions(f);
           return { ...outcome(action, this.describeEnded(x, f)), ended: x.ended };
         }
