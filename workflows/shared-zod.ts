@@ -6,7 +6,8 @@
 // - `jitless`, so a parse never compiles a fast path with `new Function`: each containment
 //   builds its schemas afresh and parses a handful of messages, so compiling costs more than it
 //   saves, and it keeps zod from probing (and caching) whether eval is allowed.
-// Cordon's own schemas stay per containment: zod caches derived data on schema instances.
+// Cordon's own schemas are not preloaded (zod memoizes on schema instances, which the freeze
+// forbids): shared-schemas.ts keeps the thread's first copy out of the freeze's reach.
 import { z } from 'zod';
 
 z.config({ jitless: true });
