@@ -1,7 +1,7 @@
 // The schema and policy modules for workflow code, evaluated once per workflow thread and shared by
 // every containment on it. Evaluated per containment (the SDK gives each workflow its own module
-// cache), they built some fifty zod schemas for each: 3 ms of the worker's CPU per containment, a
-// tenth of it (profiled: Redis, 8 in flight).
+// cache), they built some fifty zod schemas for each: with their garbage, about 6 ms of the
+// worker's CPU per containment, a fifth of it (Redis, 8 in flight: 30.6 and 31.1 -> 24.0 ms).
 //
 // Preloaded (workers/worker.ts), but the modules themselves are not: the SDK deep-freezes what a
 // preloaded module exports, and zod memoizes derived data on its schema instances as they parse.

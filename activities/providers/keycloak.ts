@@ -354,7 +354,7 @@ export class KeycloakProvider implements IdentityProvider {
   private readonly writing = new Map<string, Promise<unknown>>();
   /** When a suppression of each identity began (performance.now()), for RECENT_MS: evidence beside it may reuse its reads. */
   private readonly suppressing = new Map<string, number>();
-  /** Not-before values this worker is setting or has just set on clients (by client id), for RECENT_MS. */
+  /** Not-before values this worker is setting or has just set on clients (by realm and client uuid), for RECENT_MS. */
   private readonly clientNotBefore = new Map<string, Promise<number>>();
 
   constructor(o: KeycloakOptions) {
