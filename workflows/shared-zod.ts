@@ -3,9 +3,10 @@
 // worker CPU per workflow on this machine: 16.3 -> 13.0 ms at 8 in flight). The SDK deep-freezes shared modules,
 // so whatever zod sets up lazily on first use is set up here, before the freeze:
 // - its global config (default locale, memoizer), which zod writes on the first schema built;
-// - `jitless`, so a parse never compiles a fast path with `new Function`: each containment
-//   builds its schemas afresh and parses a handful of messages, so compiling costs more than it
-//   saves, and it keeps zod from probing (and caching) whether eval is allowed.
+// - `jitless`, so a parse never compiles a fast path with `new Function`, and zod never probes
+//   (and caches) whether eval is allowed. Chosen when each containment built its schemas afresh
+//   and compiling cost more than it saved; since shared-schemas.ts a thread compiles once, which
+//   has not been measured.
 // Cordon's own schemas are not preloaded (zod memoizes on schema instances, which the freeze
 // forbids): shared-schemas.ts keeps the thread's first copy out of the freeze's reach.
 import { z } from 'zod';

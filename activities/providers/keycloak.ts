@@ -53,6 +53,9 @@ const path = (parts: TemplateStringsArray, ...values: (string | number)[]) => pa
  */
 const RECENT_MS = 2000;
 
+/** Forgets `map`'s entry for `key` after RECENT_MS, unless it has been replaced meanwhile. */
+const forgetLater = <K, V>(map: Map<K, V>, key: K, value: V) => setTimeout(() => map.get(key) === value && map.delete(key), RECENT_MS).unref();
+
 /** An admin API answer, before the caller reads it. */
 interface Answer {
   status: number;
@@ -147,7 +150,7 @@ export class KeycloakAdmin {
         }
         if (answer.status >= 200 && answer.status < 300) {
           mine.answeredAt = performance.now();
-          setTimeout(forget, RECENT_MS).unref();
+          forgetLater(this.reading, url.href, mine);
         } else forget();
       }
     } else {
@@ -579,7 +582,7 @@ export class KeycloakProvider implements IdentityProvider {
       return notBefore;
     })();
     this.clientNotBefore.set(key, write);
-    setTimeout(() => this.clientNotBefore.get(key) === write && this.clientNotBefore.delete(key), RECENT_MS).unref();
+    forgetLater(this.clientNotBefore, key, write);
     return write;
   }
 
@@ -618,7 +621,7 @@ export class KeycloakProvider implements IdentityProvider {
     if (began !== undefined && performance.now() - began < RECENT_MS) return;
     const now = performance.now();
     this.suppressing.set(identityId, now);
-    setTimeout(() => this.suppressing.get(identityId) === now && this.suppressing.delete(identityId), RECENT_MS).unref();
+    forgetLater(this.suppressing, identityId, now);
   }
 
   // ---- the interface ----
