@@ -260,7 +260,7 @@ if (kc) {
       }
     });
 
-    test('identical reads at once share one request; a read with sentSince may take an answer of the last 2 s to a request sent since then; a read after a write never takes an answer sent before the write', async () => {
+    test('identical reads at once share one request; a read after a write never takes an answer sent before the write; a read with sentSince (evidence) takes an answer of the last 2 s to a request sent since then, across writes', async () => {
       const s = await f.seed();
       const u = await usersApi(s.identityId);
       const admin = new KeycloakAdmin({ url: kc.url, realm: kc.realm, clientId: kc.admin.clientId, clientSecret: kc.admin.secret });
@@ -269,13 +269,13 @@ if (kc) {
       type User = { requiredActions?: string[] };
       const sent: string[] = [];
       let answered: () => void = () => undefined;
-      const realFetch = globalThis.fetch;
+      const send = admin.transport;
       // Answers to reads of this user reach the caller 300 ms late, so a later read could join one.
-      globalThis.fetch = async (input, init) => {
-        const res = await realFetch(input, init);
-        if (String(input).endsWith(`/users/${u.id}`)) {
-          sent.push(init?.method ?? 'GET');
-          if ((init?.method ?? 'GET') === 'GET') {
+      admin.transport = async (x) => {
+        const res = await send(x);
+        if (x.url.pathname.endsWith(`/users/${u.id}`)) {
+          sent.push(x.method);
+          if (x.method === 'GET') {
             answered();
             await new Promise((r) => setTimeout(r, 300));
           }
@@ -298,7 +298,8 @@ if (kc) {
         assert.deepEqual(after!.requiredActions, ['CONFIGURE_TOTP']);
         assert.deepEqual((await before)!.requiredActions, [], 'the earlier read answers with what it found');
 
-        // Answered reads: only a read with sentSince takes them, sent since then, with no write between, for 2 s.
+        // Answered reads: only a read with sentSince takes them, sent since then, for 2 s; it writes
+        // nothing, so a write between does not matter to it (a snapshot from during the suppression).
         sent.length = 0;
         const since = performance.now();
         await admin.call<User>('GET', userPath);
@@ -307,24 +308,31 @@ if (kc) {
         assert.deepEqual(sent, ['GET'], 'one with sentSince takes the answer just received');
         await admin.call<User>('GET', userPath, { sentSince: performance.now() });
         assert.deepEqual(sent, ['GET', 'GET'], 'not one sent before that time');
+        const sentBeforeWrite = performance.now();
+        const reached = new Promise<void>((r) => (answered = r));
+        const beforeWrite = admin.call<User>('GET', userPath);
+        await reached; // Keycloak has answered it before the write below; the answer is still on its way
         await admin.call('PUT', userPath, { body: { requiredActions: [] } });
-        assert.deepEqual((await admin.call<User>('GET', userPath, { sentSince: since }))!.requiredActions, [], 'not across a write');
+        assert.deepEqual((await admin.call<User>('GET', userPath, { sentSince: sentBeforeWrite }))!.requiredActions, ['CONFIGURE_TOTP'], 'across a write: what the read sent before it found');
+        assert.deepEqual((await beforeWrite)!.requiredActions, ['CONFIGURE_TOTP']);
+        assert.deepEqual(sent, ['GET', 'GET', 'GET', 'PUT']);
+        assert.deepEqual((await admin.call<User>('GET', userPath))!.requiredActions, [], 'a plain read after the write asks again and sees it');
         await new Promise((r) => setTimeout(r, 2100));
         await admin.call<User>('GET', userPath, { sentSince: since });
-        assert.deepEqual(sent, ['GET', 'GET', 'PUT', 'GET', 'GET'], 'nor once 2 s have passed');
+        assert.deepEqual(sent, ['GET', 'GET', 'GET', 'PUT', 'GET', 'GET'], 'nor once 2 s have passed');
       } finally {
-        globalThis.fetch = realFetch;
+        admin.transport = send;
       }
     });
 
     test("Cordon's admin token is tied to a session: ending that session cuts the token at once, and Cordon signs in again on its next call", async () => {
       const admin = new KeycloakAdmin({ url: kc.url, realm: kc.realm, clientId: kc.admin.clientId, clientSecret: kc.admin.secret });
       const sids: (string | undefined)[] = [];
-      const realFetch = globalThis.fetch;
-      globalThis.fetch = async (input, init) => {
-        const res = await realFetch(input, init);
-        if (String(input).endsWith('/protocol/openid-connect/token')) {
-          const body = (await res.clone().json()) as { access_token?: string };
+      const send = admin.transport;
+      admin.transport = async (x) => {
+        const res = await send(x);
+        if (x.url.pathname.endsWith('/protocol/openid-connect/token')) {
+          const body = JSON.parse(res.text) as { access_token?: string };
           sids.push(body.access_token && (claims(body.access_token) as { sid?: string }).sid);
         }
         return res;
@@ -340,17 +348,17 @@ if (kc) {
         assert.equal(sids.length, 2, 'the ended session cut the token: Cordon signed in again');
         assert.notEqual(sids[1], sids[0]);
       } finally {
-        globalThis.fetch = realFetch;
+        admin.transport = send;
       }
     });
 
     test('evidence beside a suppression reuses what the suppression has just read; evidence on its own asks Keycloak afresh', async () => {
       const s = await f.seed();
-      const realFetch = globalThis.fetch;
+      const send = p.api.transport;
       const sent: string[] = [];
-      globalThis.fetch = (input, init) => {
-        if (String(input).includes('/role-mappings')) sent.push(new URL(String(input)).pathname);
-        return realFetch(input, init);
+      p.api.transport = (x) => {
+        if (x.url.pathname.includes('/role-mappings')) sent.push(x.url.pathname);
+        return send(x);
       };
       try {
         await p.inspect(s.identityId); // reads role mappings, but is no suppression
@@ -365,7 +373,7 @@ if (kc) {
         assert.deepEqual(grants.direct, (await p.inspect(s.identityId)).grants, 'and they hold what Keycloak holds');
         assert.ok(!grants.direct.some((g) => kc.highRiskRoles.includes(g)), 'after the removal');
       } finally {
-        globalThis.fetch = realFetch;
+        p.api.transport = send;
       }
     });
 
@@ -441,7 +449,9 @@ if (kc) {
       const c = keycloakFixture(kc, 'client');
       const cs = await c.seed();
       const held = (await c.provider.inspect(cs.identityId)).grants;
-      const snapshot = async () => JSON.parse((await c.provider.evidence(cs.identityId, 'config-snapshot')).body)['config-snapshot'] as { user: { attributes?: Record<string, string[]> } };
+      // Read by another provider (another worker): evidence beside a suppression may show the identity as it was during it.
+      const observer = new KeycloakProvider(c.config.keycloak!);
+      const snapshot = async () => JSON.parse((await observer.evidence(cs.identityId, 'config-snapshot')).body)['config-snapshot'] as { user: { attributes?: Record<string, string[]> } };
       const first = await c.provider.suppress(cs.identityId, 'block-high-risk-apis');
       assert.deepEqual((await snapshot()).user.attributes, { 'cordon.blocked-roles': [String(first.receipt!.removed)] });
       assert.deepEqual((await c.provider.suppress(cs.identityId, 'block-high-risk-apis')).receipt, first.receipt);
@@ -595,10 +605,11 @@ if (kc) {
       const name = parseIdentity(s.identityId)!.name;
       const stolen = await clientCredentialsGrant(kc.issuer, name, s.password);
       const puts: number[] = [];
-      const realFetch = globalThis.fetch;
-      globalThis.fetch = (input, init) => {
-        if (init?.method === 'PUT' && /\/clients\/[0-9a-f-]{36}$/.test(String(input))) puts.push(JSON.parse(String(init.body)).notBefore);
-        return realFetch(input, init);
+      const { api } = c.provider as KeycloakProvider;
+      const send = api.transport;
+      api.transport = (x) => {
+        if (x.method === 'PUT' && /\/clients\/[0-9a-f-]{36}$/.test(x.url.pathname)) puts.push(JSON.parse(x.body!).notBefore);
+        return send(x);
       };
       try {
         while (Date.now() % 1000 > 300) await new Promise((r) => setTimeout(r, 20)); // both well inside one second
@@ -612,7 +623,7 @@ if (kc) {
         assert.ok(puts[1]! > puts[0]!);
         assert.equal((await introspect(kc.issuer, kc.introspector, again.access_token)).active, false, 'and cuts the new token');
       } finally {
-        globalThis.fetch = realFetch;
+        api.transport = send;
         await c.close();
       }
     });
