@@ -159,8 +159,8 @@ export class KeycloakAdmin {
    * write nothing themselves: evidence captured beside a suppression. Such a read takes the same
    * GET sent at or after that time, in flight or answered in the last RECENT_MS, across writes: an
    * answer sent before a write is the identity as it was during the suppression, which evidence
-   * running a moment earlier would have read itself. (With the epoch rule, a client's suppression
-   * writes its not-before and any other containment's write made evidence read everything again.)
+   * running a moment earlier would have read itself. (Under the epoch rule, the not-before a
+   * client's suppression writes, or any other containment's write, sent evidence back to Keycloak.)
    */
   async call<T>(
     method: string,
