@@ -76,7 +76,8 @@ export type Transport = (x: Exchange) => Promise<Answer & { date?: string }>;
 /**
  * undici's request rather than fetch: a containment makes 9 to 15 admin calls, and fetch's
  * WHATWG streams and abort signals cost about twice its CPU per call (measured beside a local
- * server: ~460 against ~200 µs per call, server included).
+ * server: ~460 against ~200 µs per call, server included). Its timeouts bound the wait for the
+ * headers and then for the body, each `timeoutMs`, where fetch's signal bounded the whole call.
  */
 const undiciTransport: Transport = async (x) => {
   const res = await request(x.url, { method: x.method as Dispatcher.HttpMethod, headers: x.headers, body: x.body, headersTimeout: x.timeoutMs, bodyTimeout: x.timeoutMs });
