@@ -3,6 +3,7 @@
 import { ApplicationFailure, sleep } from '@temporalio/activity';
 import type { ApprovedPolicy, ContainmentActivities, FirstAttempt } from '../workflows/contract';
 import { evaluatePolicy } from '../workflows/policy';
+import type { EmittedKind } from '../workflows/ssf-events';
 import type { ActionResult, EvidenceKind, EvidenceOutcome, Scope, SuppressionAction, SuppressionResult, Target } from '../workflows/schemas';
 import type { EvidenceStore } from './evidence-store';
 import type { OperatorVerifier } from './operator-auth';
@@ -22,6 +23,8 @@ export interface ActivityDeps {
   operators: OperatorVerifier;
   /** v5: evidence in the task that suppresses (CORDON_EVIDENCE_IN_TASK). */
   evidenceInTask?: boolean;
+  /** v7: the Shared Signals receivers that want a kind of event (the worker's SSF settings). */
+  receivers?: (kind: EmittedKind) => string[];
 }
 
 /** How often a running activity heartbeats when the workflow set no heartbeat timeout. */
@@ -32,7 +35,7 @@ const backoff = (attempt: number) => Math.min(200 * 2 ** (attempt - 1), 5000);
 /** v6: how long a suppression's first attempt, in the step that reads the policy, may take before its own activity takes over. */
 const FIRST_TRY_MS = 5000;
 
-export function createContainmentActivities({ providers, evidence, secrets, policy, operators, evidenceInTask = true }: ActivityDeps): ContainmentActivities {
+export function createContainmentActivities({ providers, evidence, secrets, policy, operators, evidenceInTask = true, receivers }: ActivityDeps): ContainmentActivities {
   /**
    * Runs `fn` against the target's provider, translating permanent errors for Temporal. While it
    * runs, the activity heartbeats: that is how a cancellation reaches it (the provider then stops
@@ -119,7 +122,8 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
     loadPolicyAndSuppress: async (signal, containmentId) => {
       const target: Target = { provider: signal.provider, identityId: signal.identityId, kind: signal.identityKind };
       const attempts = await Promise.all(evaluatePolicy(policy.policy, signal, { dryRun: false }).suppress.map((a) => firstAttempt(target, a, signal.scope, containmentId)));
-      return { ...policy, evidenceInTask, attempts };
+      // v7: who hears of the revoked sessions, so the workflow's emit asks for no list of its own.
+      return { ...policy, evidenceInTask, attempts, ...(receivers ? { receivers: { 'session-revoked': receivers('session-revoked') } } : {}) };
     },
     suppress,
     liftSuppression: (t, action, receipt) => on(t, (p) => acked(p.liftSuppression(t.identityId, action, receipt)), `lift:${action}`),

@@ -39,11 +39,14 @@ export interface TransmitDeps {
   env?: NodeJS.ProcessEnv;
 }
 
+/** The receivers configured on this worker that want `kind`, by name. */
+export const receiversFor = (settings: SsfSettings, kind: EmittedKind): string[] => settings.receivers.filter((r) => r.events.includes(kind)).map((r) => r.name);
+
 export function createTransmitActivities(d: TransmitDeps): TransmitActivities {
   const env = d.env ?? process.env;
   const key = importJWK(d.signingKey, SET_ALG);
   return {
-    ssfReceivers: async (kind) => d.settings.receivers.filter((r) => r.events.includes(kind)).map((r) => r.name),
+    ssfReceivers: async (kind) => receiversFor(d.settings, kind),
     pushSecurityEvent: async (name: string, e: SecurityEventRequest): Promise<PushResult> => {
       const r = d.settings.receivers.find((x) => x.name === name);
       if (!r) throw ApplicationFailure.nonRetryable(`receiver ${name} is no longer configured on this worker`, 'InvalidConfiguration');

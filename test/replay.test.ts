@@ -86,6 +86,24 @@ test('v6 histories carry one patch marker, their own, and read the policy and su
   assert.ok(events('v6-timed-ladder.json').length <= events('v5-timed-ladder.json').length, `${events('v6-timed-ladder.json').length} events against v5's ${events('v5-timed-ladder.json').length}`);
 });
 
+test('v7 histories carry one patch marker, their own, and take the revoked sessions\' receivers from the first step', () => {
+  const v7 = files.filter((f) => f.startsWith('v7-'));
+  assert.ok(v7.length >= 9, `${v7.length} v7 histories`);
+  for (const f of v7) {
+    const ids = patchIds(f);
+    assert.ok(ids.length === 1 && ids[0]!.includes('v7-receivers-with-the-policy'), `${f}: ${ids.join(' | ')}`);
+  }
+  assert.deepEqual(files.filter((f) => !f.startsWith('v7-') && patchIds(f).some((p) => p.includes('v7-receivers-with-the-policy'))), []);
+  const events = (f: string) => histories.find((h) => h.file === f)!.history.events ?? [];
+  const first = localRuns(events('v7-escalation-abort.json'), 'loadPolicyAndSuppress')[0]!.result as { receivers?: Record<string, string[]> };
+  assert.deepEqual(first.receivers, { 'session-revoked': [] }, 'the first step says who receives the revoked sessions');
+  // v6 read the list in a step of its own after suppression; v7 reads none for it (later stages still do).
+  assert.equal(localRuns(events('v6-escalation-abort.json'), 'ssfReceivers').length, 1);
+  assert.equal(localRuns(events('v7-escalation-abort.json'), 'ssfReceivers').length, 0);
+  assert.equal(localRuns(events('v7-timed-ladder.json'), 'ssfReceivers').length, localRuns(events('v6-timed-ladder.json'), 'ssfReceivers').length - 1);
+  assert.ok(events('v7-timed-ladder.json').length < events('v6-timed-ladder.json').length, `${events('v7-timed-ladder.json').length} events against v6's ${events('v6-timed-ladder.json').length}`);
+});
+
 test('every recorded containment replays deterministically on the current workflow code', async () => {
   const results = [];
   for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories.map(({ workflowId, history }) => ({ workflowId, history })))) results.push(r);

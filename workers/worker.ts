@@ -9,7 +9,7 @@ import { OperatorVerifier } from '../activities/operator-auth';
 import { loadApprovedPolicy } from '../activities/policy-store';
 import { loadSsfSettings } from '../activities/ssf-config';
 import { loadOrCreateSigningKey } from '../activities/ssf-keys';
-import { createTransmitActivities } from '../activities/ssf-transmit';
+import { createTransmitActivities, receiversFor } from '../activities/ssf-transmit';
 import { openStateStores } from '../activities/stores';
 import type { ApprovedPolicy } from '../workflows/contract';
 
@@ -64,6 +64,7 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<Cordon
       policy,
       operators: new OperatorVerifier(o.config.oidc, seal.privateJwk),
       evidenceInTask: o.config.evidenceInTask,
+      receivers: (kind) => receiversFor(ssf, kind),
     }),
     ...createTransmitActivities({ settings: ssf, issuer: o.config.ssf.issuer, signingKey: signing.privateJwk }),
     noop,

@@ -59,6 +59,8 @@ export const V4_PATCH = 'v4-local-provider-calls';
 export const V5_PATCH = 'v5-one-task-to-park';
 /** v6: the first step reads the policy and makes the first attempt at suppression, in one local activity. */
 export const V6_PATCH = 'v6-suppress-with-the-policy';
+/** v7: the first step also says who receives the revoked sessions' event; suppression's emit reads no list of its own. */
+export const V7_PATCH = 'v7-receivers-with-the-policy';
 
 /** Everything a run hands to the next through continue-as-new. */
 export interface Carried {
@@ -144,7 +146,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   // The newest version is asked first, so a new containment records one patch marker, not two:
   // the SDK follows each marker with an upsert of TemporalChangeVersion, a visibility write on the
   // server. Older histories have no newer marker and replay on the path they were recorded with.
-  const version = patched(V6_PATCH) ? 6 : patched(V5_PATCH) ? 5 : !patched(V3_PATCH) ? 2 : patched(V4_PATCH) ? 4 : 3;
+  const version = patched(V7_PATCH) ? 7 : patched(V6_PATCH) ? 6 : patched(V5_PATCH) ? 5 : !patched(V3_PATCH) ? 2 : patched(V4_PATCH) ? 4 : 3;
   if (version === 2) {
     // Only histories recorded before v3 need it, so no new containment evaluates it (or, through it, its own copy of the schemas).
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -160,7 +162,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   return CancellationScope.nonCancellable(() => containmentV3(input, cancelRequested, version));
 }
 
-async function containmentV3(input: ContainmentInput, cancelRequested: Promise<never>, version: 3 | 4 | 5 | 6): Promise<ContainmentState> {
+async function containmentV3(input: ContainmentInput, cancelRequested: Promise<never>, version: 3 | 4 | 5 | 6 | 7): Promise<ContainmentState> {
 
   // ---- input: refused before any action ------------------------------------------------------
   const info = workflowInfo();
@@ -245,7 +247,8 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
     state.actions.push({ action, actor, outcome, detail, ...extra, at: extra.at ?? now() });
     if (!dryRun) countAction(target.provider, action, outcome);
   };
-  const ssf = securityEvents({ target, dryRun, record, local: v4 }); // SETs to receivers, never on the critical path
+  // SETs to receivers, never on the critical path; v7 takes the first emit's receivers from the first step.
+  const ssf = securityEvents({ target, dryRun, record, local: v4, known: version >= 7 ? (approved as Partial<FirstStep> | undefined)?.receivers : undefined });
   const ruleActor = () => `policy:${state.plan.policyVersion}/${state.plan.rule}`;
   const failureText = (err: unknown) => (err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message);
 
@@ -506,18 +509,22 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   // ---- joining signals: a repeat is a no-op, a harsher one escalates ---------------------------
   setHandler(
     identitySignal,
-    (raw) => shielded(() => joinSignal(raw)),
+    (raw) => {
+      const p = schemas.IdentitySignal.safeParse(raw);
+      if (!p.success) return log.warn('identity signal rejected', { error: describeIssues(p.error) });
+      const s = p.data;
+      if (!sameIdentity(s, target)) return log.warn('identity signal for another identity ignored');
+      const h = shortHash(s.signalId);
+      // A repeat is a no-op by design. Every containment gets one (the signal it was started with
+      // comes again with the start), answered here without a cancellation scope and its promises.
+      if (seen.has(h)) return;
+      seen.add(h);
+      return shielded(() => joinSignal(s));
+    },
     { description: IDENTITY_SIGNAL_DESCRIPTION },
   );
 
-  async function joinSignal(raw: unknown): Promise<void> {
-    const p = schemas.IdentitySignal.safeParse(raw);
-    if (!p.success) return log.warn('identity signal rejected', { error: describeIssues(p.error) });
-    const s = p.data;
-    if (!sameIdentity(s, target)) return log.warn('identity signal for another identity ignored');
-    const h = shortHash(s.signalId);
-    if (seen.has(h)) return; // a repeat: a no-op by design
-    seen.add(h);
+  async function joinSignal(s: IdentitySignal): Promise<void> {
     if (dryRun) return;
     if (CLOSED.includes(state.status) || closing) {
       // Never dropped: it starts the next containment of this identity once this one has closed.

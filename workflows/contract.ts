@@ -1,6 +1,7 @@
 // The activity contract: what the ladder needs from the outside world. activities/ implements it;
 // the workflow proxies it by type only, so workflow code never imports I/O.
 import type { Policy } from './policy';
+import type { EmittedKind } from './ssf-events';
 import type {
   ActionRecord,
   ActionResult,
@@ -42,6 +43,8 @@ export type FirstAttempt = { action: SuppressionAction; result: SuppressionResul
 /** v6's first step: the run's settings, and the first attempt at each suppression the plan asks for. */
 export interface FirstStep extends RunSettings {
   attempts: FirstAttempt[];
+  /** v7: the receivers that want what suppression emits (session-revoked), read in the same step. */
+  receivers?: Partial<Record<EmittedKind, string[]>>;
 }
 
 export interface ContainmentActivities {

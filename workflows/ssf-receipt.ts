@@ -4,25 +4,28 @@
 // on the record beside the containments. It has nothing to do but return what it was given.
 import { z } from 'zod';
 
-export const SetReceipt = z
-  .object({
-    receivedAt: z.string(),
-    transmitter: z.string(),
-    issuer: z.string(),
-    jti: z.string(),
-    iat: z.number(),
-    eventType: z.string(),
-    subjectFormat: z.string(),
-    /** SHA-256 of the compact SET as received (the SET itself is not kept). */
-    setSha256: z.string(),
-    outcome: z.enum(['containment', 'recorded']),
-    detail: z.string(),
-    containmentId: z.string().optional(),
-    signalId: z.string().optional(),
-  })
-  .strict();
-export type SetReceipt = z.infer<typeof SetReceipt>;
+// Built when a receipt runs, not when the bundle's modules are evaluated: the SDK evaluates them
+// for every workflow, containments included, which would each pay for a schema they never use.
+const setReceipt = () =>
+  z
+    .object({
+      receivedAt: z.string(),
+      transmitter: z.string(),
+      issuer: z.string(),
+      jti: z.string(),
+      iat: z.number(),
+      eventType: z.string(),
+      subjectFormat: z.string(),
+      /** SHA-256 of the compact SET as received (the SET itself is not kept). */
+      setSha256: z.string(),
+      outcome: z.enum(['containment', 'recorded']),
+      detail: z.string(),
+      containmentId: z.string().optional(),
+      signalId: z.string().optional(),
+    })
+    .strict();
+export type SetReceipt = z.infer<ReturnType<typeof setReceipt>>;
 
 export async function sharedSignalReceipt(receipt: SetReceipt): Promise<SetReceipt> {
-  return SetReceipt.parse(receipt);
+  return setReceipt().parse(receipt);
 }

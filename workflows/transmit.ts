@@ -46,11 +46,18 @@ const push = proxyActivities<TransmitActivities>({
 
 type Recorder = (action: string, actor: string, outcome: ActionRecord['outcome'], detail: string) => void;
 
-export function securityEvents(o: { target: Target; dryRun: boolean; record: Recorder; local?: boolean }) {
+/**
+ * `known` (v7): receiver lists the containment's first step read with the policy, recorded in its
+ * result. The emit that follows suppression a moment later takes its list from there instead of a
+ * local activity of its own (a marker and a workflow activation on every containment, for a list
+ * that is usually empty). Later emits, days on, read the worker's list afresh.
+ */
+export function securityEvents(o: { target: Target; dryRun: boolean; record: Recorder; local?: boolean; known?: Partial<Record<EmittedKind, string[]>> }) {
   const inflight = new Set<Promise<void>>();
   const emitted = new Set<EmittedKind>();
+  const known = { ...o.known };
 
-  async function transmit(kind: EmittedKind): Promise<void> {
+  async function transmit(kind: EmittedKind, listed: string[] | undefined): Promise<void> {
     const info = workflowInfo();
     const request: SecurityEventRequest = {
       kind,
@@ -61,10 +68,11 @@ export function securityEvents(o: { target: Target; dryRun: boolean; record: Rec
     };
     let receivers: string[];
     try {
-      receivers = await (o.local ? listLocal : list).ssfReceivers.executeWithOptions({ summary: `ssf: who receives ${kind}` }, [kind]);
+      receivers = listed ?? (await (o.local ? listLocal : list).ssfReceivers.executeWithOptions({ summary: `ssf: who receives ${kind}` }, [kind]));
     } catch (err) {
       return o.record(`ssf:${kind}`, 'cordon-ssf', 'failed', `could not read the receivers: ${(err as Error).message}`);
     }
+    if (!receivers.length) return;
     await Promise.all(
       receivers.map(async (name) => {
         try {
@@ -83,7 +91,10 @@ export function securityEvents(o: { target: Target; dryRun: boolean; record: Rec
     emit(kind: EmittedKind): void {
       if (o.dryRun || emitted.has(kind)) return;
       emitted.add(kind);
-      const p = transmit(kind).finally(() => inflight.delete(p));
+      const listed = known[kind];
+      delete known[kind];
+      if (listed?.length === 0) return; // nobody wants it: no activity, no promise
+      const p = transmit(kind, listed).finally(() => inflight.delete(p));
       inflight.add(p);
     },
     /** Waits for every push started so far (before the containment closes or continues as new). */
