@@ -782,6 +782,8 @@ export class KeycloakProvider implements IdentityProvider {
     const r = f.ref.realm;
     const u = f.user;
     const c = f.client;
+    // A client's service account never signs in interactively: it has no consents, so no offline sessions of one either.
+    const person = c ? undefined : u;
     const event = (e: EventRep) => ({ time: iso(e.time), type: e.type, clientId: e.clientId, userId: e.userId, sessionId: e.sessionId, ipAddress: e.ipAddress, error: e.error, details: e.details && stripSecrets(e.details) });
     const body: Record<EvidenceKind, () => Promise<unknown>> = {
       'auth-events': async () => {
@@ -807,7 +809,7 @@ export class KeycloakProvider implements IdentityProvider {
       },
       sessions: async () => {
         const online = await this.sessions(r, u, since);
-        const offline = u ? await this.offlineSessions(r, u, since) : [];
+        const offline = person ? await this.offlineSessions(r, person, since) : [];
         const clientSessions = c ? ((await this.api.call<SessionRep[]>('GET', path`${r}/clients/${c.id}/user-sessions`, { query: { max: 1000 }, sentSince: since })) ?? []) : [];
         const grants = c ? (await this.liveGrants(f, since)).map(event) : [];
         const shape = (s: SessionRep & { username?: string }) => ({ id: s.id, username: s.username, ipAddress: s.ipAddress, started: iso(s.start), lastAccess: iso(s.lastAccess), clients: Object.values(s.clients ?? {}) });
@@ -817,7 +819,7 @@ export class KeycloakProvider implements IdentityProvider {
         notBefore: { user: u?.notBefore ?? null, client: c?.notBefore ?? null },
         // Types, dates and labels only: never secret or credential data.
         credentials: u ? ((await this.api.call<CredentialRep[]>('GET', path`${r}/users/${u.id}/credentials`)) ?? []).map((x) => ({ id: x.id, type: x.type, userLabel: x.userLabel, created: iso(x.createdDate) })) : [],
-        consents: u ? (await this.consents(r, u, since)).map((x) => ({ clientId: x.clientId, scopes: x.grantedClientScopes, created: iso(x.createdDate), lastUpdated: iso(x.lastUpdatedDate), grants: x.additionalGrants?.map((g) => g.key) })) : [],
+        consents: person ? (await this.consents(r, person, since)).map((x) => ({ clientId: x.clientId, scopes: x.grantedClientScopes, created: iso(x.createdDate), lastUpdated: iso(x.lastUpdatedDate), grants: x.additionalGrants?.map((g) => g.key) })) : [],
         ...(c
           ? {
               client: {
