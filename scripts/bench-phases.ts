@@ -312,15 +312,18 @@ export async function timeToSuppress(b: Bench, provider: BenchProvider, concurre
       async (config) => {
         let warmedUp: WarmUp | undefined;
         if (level === 0 && provider.warmUpRuns) {
-          const ids = benchIds(provider, range(provider.warmUpRuns).map((i) => `bench-warmup-${provider.name}-${i}`));
-          await provider.seed(config, ids);
           // In chunks, each with its CPU per run: the table shows whether the provider's server had settled.
-          warmedUp = { runs: ids.length, chunk: WARM_UP_CHUNK, cpuMs: [] };
-          for (let i = 0; i < ids.length; i += WARM_UP_CHUNK) {
-            const chunk = ids.slice(i, i + WARM_UP_CHUNK);
+          // At least warmUpRuns, then on (up to twice as many) while its server's CPU per run still falls.
+          warmedUp = { runs: 0, chunk: WARM_UP_CHUNK, cpuMs: [] };
+          const server = (c: Record<string, number>) => Object.entries(c).reduce((sum, [k, ms]) => (k === 'bench' || k === 'engine' ? sum : sum + ms), 0);
+          const settled = (c: Record<string, number>[]) => c.length >= 2 && server(c.at(-1)!) >= 0.9 * server(c.at(-2)!);
+          while (warmedUp.runs < provider.warmUpRuns || (warmedUp.runs < 2 * provider.warmUpRuns && !settled(warmedUp.cpuMs))) {
+            const chunk = benchIds(provider, range(WARM_UP_CHUNK).map((i) => `bench-warmup-${provider.name}-${warmedUp!.runs + i}`));
+            await provider.seed(config, chunk);
             const cpu = cpuSince();
-            await burst(config, chunk, 8, `warming ${provider.name} up (untimed, ${i + chunk.length} of ${ids.length})`);
+            await burst(config, chunk, 8, `warming ${provider.name} up (untimed, ${warmedUp.runs + chunk.length}, at least ${provider.warmUpRuns})`);
             warmedUp.cpuMs.push(perRun(cpu(), chunk.length));
+            warmedUp.runs += chunk.length;
           }
         }
         await warmUp(b, config, provider, `${provider.name}-c${c}`);

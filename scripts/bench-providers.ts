@@ -21,7 +21,8 @@ export interface BenchProvider {
   /**
    * Untimed containments run before the first measured level, 8 in flight. For a provider whose
    * server is a JVM (Keycloak): its JIT takes a few thousand requests to reach the speed of a
-   * long-running server, and until then it compiles on the cores the comparison shares.
+   * long-running server, and until then it compiles on the cores the comparison shares. At
+   * least this many; more (up to twice as many) while its server's CPU per run still falls.
    */
   warmUpRuns?: number;
 }

@@ -111,7 +111,9 @@ function keycloakBench(kc: LocalKeycloak, kind: 'user' | 'client'): RealBenchPro
     configure: (c) => ({ ...c, keycloak }),
     // Its JIT settles over the first thousands of containments, and a real one has run for weeks:
     // after 300 untimed, its CPU per user containment at 8 in flight read 33-39 ms; after 1,000,
-    // 21; after 2,000, 14 (Keycloak-only runs, one session). The table prints the warm-up's trend.
+    // 21; after 2,000, 14 (Keycloak-only runs, one session), though some runs still fell at 2,000
+    // (78 → 44 → 31 in its last three chunks): so the bench goes on until a chunk no longer falls by
+    // a tenth (at most 4,000). The table prints the warm-up's trend.
     warmUpRuns: 2000,
     async seed(_config, ids) {
       await mapLimit(ids, 4, (id) => (kind === 'user' ? setup.user(nameOf(id), PASSWORD, { grants: false }) : setup.client(nameOf(id), PASSWORD, { grants: false })));
