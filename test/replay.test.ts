@@ -21,6 +21,18 @@ const histories = files.map((f) => ({ file: f, workflowId: IDS[f] ?? f, history:
 const patchIds = (file: string) =>
   [...readFileSync(join(DIR, file), 'utf8').matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')).filter((t) => t.includes('"deprecated"'));
 
+/** The histories of version `v` (by file prefix): at least `min`, each with exactly one patch marker, `patch`, which no other history carries. */
+function onlyMarker(v: string, patch: string, min: number): string[] {
+  const mine = files.filter((f) => f.startsWith(`${v}-`));
+  assert.ok(mine.length >= min, `${mine.length} ${v} histories`);
+  for (const f of mine) {
+    const ids = patchIds(f);
+    assert.ok(ids.length === 1 && ids[0]!.includes(patch), `${f}: ${ids.join(' | ')}`);
+  }
+  assert.deepEqual(files.filter((f) => !f.startsWith(`${v}-`) && patchIds(f).some((p) => p.includes(patch))), []);
+  return mine;
+}
+
 test('recorded histories exist for the ladder', () => {
   assert.ok(histories.length >= 12, `only ${histories.length} recorded histories in ${DIR}`);
 });
@@ -53,13 +65,7 @@ test('v4 histories (local provider calls) carry their patch marker; v3 ones repl
 });
 
 test('v5 histories carry one patch marker, their own, and take evidence as a local activity', () => {
-  const v5 = files.filter((f) => f.startsWith('v5-'));
-  assert.ok(v5.length >= 8, `${v5.length} v5 histories`);
-  for (const f of v5) {
-    const ids = patchIds(f);
-    assert.ok(ids.length === 1 && ids[0]!.includes('v5-one-task-to-park'), `${f}: ${ids.join(' | ')}`);
-  }
-  assert.deepEqual(files.filter((f) => !f.startsWith('v5-') && patchIds(f).some((p) => p.includes('v5-one-task-to-park'))), []);
+  const v5 = onlyMarker('v5', 'v5-one-task-to-park', 8);
   const events = (f: string) => histories.find((h) => h.file === f)!.history.events ?? [];
   const remote = v5.filter((f) => events(f).some((e) => /^captureEvidence/.test(e.activityTaskScheduledEventAttributes?.activityType?.name ?? '')));
   assert.deepEqual(remote, [], 'v5 schedules no evidence activity');
@@ -69,13 +75,7 @@ test('v5 histories carry one patch marker, their own, and take evidence as a loc
 });
 
 test('v6 histories carry one patch marker, their own, and read the policy and suppress in one local activity', () => {
-  const v6 = files.filter((f) => f.startsWith('v6-'));
-  assert.ok(v6.length >= 9, `${v6.length} v6 histories`);
-  for (const f of v6) {
-    const ids = patchIds(f);
-    assert.ok(ids.length === 1 && ids[0]!.includes('v6-suppress-with-the-policy'), `${f}: ${ids.join(' | ')}`);
-  }
-  assert.deepEqual(files.filter((f) => !f.startsWith('v6-') && patchIds(f).some((p) => p.includes('v6-suppress-with-the-policy'))), []);
+  const v6 = onlyMarker('v6', 'v6-suppress-with-the-policy', 9);
   const events = (f: string) => histories.find((h) => h.file === f)!.history.events ?? [];
   // A dry run changes nothing, so it only reads (validates) the policy; every other containment's first step also suppresses.
   const firstStep = (f: string) => localRuns(events(f), 'loadPolicyAndSuppress').length;
@@ -87,13 +87,7 @@ test('v6 histories carry one patch marker, their own, and read the policy and su
 });
 
 test('v7 histories carry one patch marker, their own, and take the revoked sessions\' receivers from the first step', () => {
-  const v7 = files.filter((f) => f.startsWith('v7-'));
-  assert.ok(v7.length >= 9, `${v7.length} v7 histories`);
-  for (const f of v7) {
-    const ids = patchIds(f);
-    assert.ok(ids.length === 1 && ids[0]!.includes('v7-receivers-with-the-policy'), `${f}: ${ids.join(' | ')}`);
-  }
-  assert.deepEqual(files.filter((f) => !f.startsWith('v7-') && patchIds(f).some((p) => p.includes('v7-receivers-with-the-policy'))), []);
+  onlyMarker('v7', 'v7-receivers-with-the-policy', 9);
   const events = (f: string) => histories.find((h) => h.file === f)!.history.events ?? [];
   const first = localRuns(events('v7-escalation-abort.json'), 'loadPolicyAndSuppress')[0]!.result as { receivers?: Record<string, string[]> };
   assert.deepEqual(first.receivers, { 'session-revoked': [] }, 'the first step says who receives the revoked sessions');
