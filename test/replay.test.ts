@@ -89,12 +89,13 @@ test('v6 histories carry one patch marker, their own, and read the policy and su
 test('v7 histories carry one patch marker, their own, and take the revoked sessions\' receivers from the first step', () => {
   onlyMarker('v7', 'v7-receivers-with-the-policy', 9);
   const events = (f: string) => histories.find((h) => h.file === f)!.history.events ?? [];
-  const first = localRuns(events('v7-escalation-abort.json'), 'loadPolicyAndSuppress')[0]!.result as { receivers?: Record<string, string[]> };
+  const first = localRuns(events('v7-timed-ladder.json'), 'loadPolicyAndSuppress')[0]!.result as { receivers?: Record<string, string[]> };
   assert.deepEqual(first.receivers, { 'session-revoked': [] }, 'the first step says who receives the revoked sessions');
-  // v6 read the list in a step of its own after suppression; v7 reads none for it (later stages still do).
-  assert.equal(localRuns(events('v6-escalation-abort.json'), 'ssfReceivers').length, 1);
-  assert.equal(localRuns(events('v7-escalation-abort.json'), 'ssfReceivers').length, 0);
+  // v6 read the list in a step of its own after the first suppression; v7 reads none for it, and
+  // every later emit (the later stages'; an escalation's revoked sessions) still reads it afresh.
   assert.equal(localRuns(events('v7-timed-ladder.json'), 'ssfReceivers').length, localRuns(events('v6-timed-ladder.json'), 'ssfReceivers').length - 1);
+  assert.equal(localRuns(events('v6-escalation-abort.json'), 'ssfReceivers').length, 1);
+  assert.equal(localRuns(events('v7-escalation-abort.json'), 'ssfReceivers').length, 1, "the escalation's revoked sessions read the receivers when they happen");
   assert.ok(events('v7-timed-ladder.json').length < events('v6-timed-ladder.json').length, `${events('v7-timed-ladder.json').length} events against v6's ${events('v6-timed-ladder.json').length}`);
 });
 

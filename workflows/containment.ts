@@ -913,6 +913,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
       capture = captureAll();
       if (input.evidenceFirst) await capture;
       failed = await (suppressing ?? runSuppression(state.plan.suppress, first, acknowledged, { soon: true }));
+      ssf.readAfresh(); // v7: the first step's receivers served this suppression only
     }
     while (failed.length && !closing) {
       const r = await needsAttention(`suppression failed after retries (${failed.join(', ')})`, { kind: 'suppression', failed });

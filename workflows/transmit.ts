@@ -50,12 +50,13 @@ type Recorder = (action: string, actor: string, outcome: ActionRecord['outcome']
  * `known` (v7): receiver lists the containment's first step read with the policy, recorded in its
  * result. The emit that follows suppression a moment later takes its list from there instead of a
  * local activity of its own (a marker and a workflow activation on every containment, for a list
- * that is usually empty). Later emits, days on, read the worker's list afresh.
+ * that is usually empty). Once that first suppression is over (readAfresh), every emit reads the
+ * worker's list when it happens: a retry after "advance", or a later stage, may come days on.
  */
 export function securityEvents(o: { target: Target; dryRun: boolean; record: Recorder; local?: boolean; known?: Partial<Record<EmittedKind, string[]>> }) {
   const inflight = new Set<Promise<void>>();
   const emitted = new Set<EmittedKind>();
-  const known = { ...o.known };
+  let known = { ...o.known };
 
   async function transmit(kind: EmittedKind, listed: string[] | undefined): Promise<void> {
     const info = workflowInfo();
@@ -92,10 +93,13 @@ export function securityEvents(o: { target: Target; dryRun: boolean; record: Rec
       if (o.dryRun || emitted.has(kind)) return;
       emitted.add(kind);
       const listed = known[kind];
-      delete known[kind];
       if (listed?.length === 0) return; // nobody wants it: no activity, no promise
       const p = transmit(kind, listed).finally(() => inflight.delete(p));
       inflight.add(p);
+    },
+    /** From now on, emits read the worker's receivers when they happen (the first step's lists are spent). */
+    readAfresh(): void {
+      known = {};
     },
     /** Waits for every push started so far (before the containment closes or continues as new). */
     async settled(): Promise<void> {
