@@ -66,6 +66,7 @@ const Env = z.object({
     .optional()
     .transform((v) => (v ?? '').split(',').map((g) => g.trim()).filter(Boolean))
     .pipe(z.array(z.string().regex(/^(realm-role:.+|client-role:[^:]+:.+|group:\/.+)$/, 'CORDON_KEYCLOAK_HIGH_RISK_ROLES lists grants: realm-role:<role>, client-role:<clientId>:<role>, group:</path>'))),
+  CORDON_KEYCLOAK_EVIDENCE_IN_FLIGHT: z.coerce.number().int('CORDON_KEYCLOAK_EVIDENCE_IN_FLIGHT is a whole number').min(1, 'CORDON_KEYCLOAK_EVIDENCE_IN_FLIGHT is at least 1').max(256, 'CORDON_KEYCLOAK_EVIDENCE_IN_FLIGHT is at most 256').optional(), // unset: the provider's default (EVIDENCE_IN_FLIGHT)
 }).superRefine((e, ctx) => {
   // Never echoes a value: the secret must not reach an error message or a log.
   if (e.CORDON_KEYCLOAK_URL && !(e.CORDON_KEYCLOAK_CLIENT_ID && e.CORDON_KEYCLOAK_CLIENT_SECRET)) {
@@ -171,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
           clientId: e.CORDON_KEYCLOAK_CLIENT_ID!,
           clientSecret: e.CORDON_KEYCLOAK_CLIENT_SECRET!,
           highRiskRoles: e.CORDON_KEYCLOAK_HIGH_RISK_ROLES,
+          ...(e.CORDON_KEYCLOAK_EVIDENCE_IN_FLIGHT ? { evidenceInFlight: e.CORDON_KEYCLOAK_EVIDENCE_IN_FLIGHT } : {}),
         }
       : undefined,
   };

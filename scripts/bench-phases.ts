@@ -51,9 +51,10 @@ export interface Rate extends Percentiles {
   /** Time to suppress only: the client's request → the server accepted the signal (the rest is the worker's). */
   accepted?: Percentiles;
   /**
-   * Time to suppress only: the engine floor at the same concurrency and runs, measured just
-   * before this level. The ratios use it: on this shared VM the floor at 8 in flight has read 31
-   * and 45 workflows/s minutes apart, more than the differences the ratios are there to show.
+   * Time to suppress only: the engine floor at the same concurrency and runs, half of them
+   * measured just before this level and half just after. The ratios use it: on this shared VM
+   * the floor at 8 in flight has read 31 and 45 workflows/s minutes apart, more than the
+   * differences the ratios are there to show.
    */
   floor?: Rate;
   /** CPU ms per run spent during the burst, by process kind (engine, bench = this process's worker and client, the provider's server). */
@@ -248,12 +249,32 @@ async function warmUp(b: Bench, config: CordonConfig, provider: BenchProvider, t
   for (const id of ids) await containOnce(b.client, config.taskQueue, signal({ ...provider.signal, identityId: id }));
 }
 
+/** One level of the engine floor, before it is summed up: each run's time, the burst's span, its CPU. */
+interface FloorLevel {
+  ms: number[];
+  spanMs: number;
+  cpuMs: Record<string, number>;
+}
+
 /**
  * The engine floor: the smallest workflow (start → one no-op activity) at each concurrency,
  * measured as time to suppress is: from the client's request to the moment the activity ran,
  * and throughput from the first request to the last activity.
  */
 export async function engineFloor(b: Bench, concurrencies: number[], runs: number, tag = ''): Promise<Rate[]> {
+  const levels = await floorLevels(b, concurrencies, runs, tag);
+  return levels.map((l, i) => floorRate(concurrencies[i]!, [l]));
+}
+
+/** Levels measured apart (before and after a row), summed up as one: all their runs, over all their spans. */
+function floorRate(concurrency: number, levels: FloorLevel[]): Rate {
+  const ms = levels.flatMap((l) => l.ms);
+  const cpu: Record<string, number> = {};
+  for (const l of levels) for (const [k, v] of Object.entries(l.cpuMs)) cpu[k] = (cpu[k] ?? 0) + v;
+  return { concurrency, ...percentiles(ms), perSecond: ms.length / (levels.reduce((a, l) => a + l.spanMs, 0) / 1000), cpuMs: perRun(cpu, ms.length) };
+}
+
+async function floorLevels(b: Bench, concurrencies: number[], runs: number, tag: string): Promise<FloorLevel[]> {
   return withFloorWorker(b, async (taskQueue) => {
     // Released at the activity's acknowledgement, as a containment is at its suppression's: the
     // rest of each run (its completion) goes on beside the next, as a containment's does.
@@ -266,7 +287,7 @@ export async function engineFloor(b: Bench, concurrencies: number[], runs: numbe
       return { ms: at - requestedAt, at };
     };
     for (const i of range(WARMUP)) await once(`floor${tag}-warmup-${i}`);
-    const out: Rate[] = [];
+    const out: FloorLevel[] = [];
     for (const c of concurrencies) {
       let done = 0;
       const cpu = cpuSince();
@@ -277,7 +298,7 @@ export async function engineFloor(b: Bench, concurrencies: number[], runs: numbe
         return r;
       });
       const last = Math.max(...results.map((r) => r.at));
-      out.push({ concurrency: c, ...percentiles(results.map((r) => r.ms)), perSecond: runs / ((last - t0) / 1000), cpuMs: perRun(cpu(), runs) });
+      out.push({ ms: results.map((r) => r.ms), spanMs: last - t0, cpuMs: cpu() });
     }
     return out;
   });
@@ -286,7 +307,7 @@ export async function engineFloor(b: Bench, concurrencies: number[], runs: numbe
 /**
  * Time to suppress on one provider at each concurrency, and containments per second from the
  * first signal to the last acknowledged suppression. A fresh worker and lab file per level; with
- * `pairFloor`, the engine floor at that level is measured just before it.
+ * `pairFloor`, the engine floor at that level is measured beside it (half before, half after).
  */
 export async function timeToSuppress(b: Bench, provider: BenchProvider, concurrencies: number[], runs: number, o: { pairFloor?: boolean } = {}): Promise<Rate[]> {
   const out: Rate[] = [];
@@ -329,13 +350,18 @@ export async function timeToSuppress(b: Bench, provider: BenchProvider, concurre
         await warmUp(b, config, provider, `${provider.name}-c${c}`);
         const ids = benchIds(provider, range(runs).map((i) => `bench-${provider.name}-c${c}-${i}`));
         await provider.seed(config, ids);
-        // Last before the burst, so nothing but the burst separates the two (this worker idles meanwhile).
-        const floor = o.pairFloor ? (await engineFloor(b, [c], runs, `-${provider.name}`))[0] : undefined;
+        // Half the floor's runs just before the burst and half just after (this worker idles
+        // meanwhile): a machine whose speed drifts during the row weighs on both alike.
+        const half = Math.ceil(runs / 2);
+        const floorBefore = o.pairFloor ? await floorLevels(b, [c], half, `-${provider.name}`) : [];
         const cpu = cpuSince();
         const t0 = Date.now();
         const results = await burst(config, ids, c, `time to suppress (${provider.name})`);
         const last = Math.max(...results.map((r) => r.suppressedAt));
-        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000), accepted: percentiles(results.map((r) => r.accept)), floor, cpuMs: perRun(cpu(), runs), warmUp: warmedUp };
+        const spent = cpu();
+        const floorAfter = o.pairFloor && runs > half ? await floorLevels(b, [c], runs - half, `-${provider.name}-after`) : [];
+        const floor = o.pairFloor ? floorRate(c, [...floorBefore, ...floorAfter]) : undefined;
+        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000), accepted: percentiles(results.map((r) => r.accept)), floor, cpuMs: perRun(spent, runs), warmUp: warmedUp };
       },
       { provider, policy: SUPPRESS_AND_PARK, providers: (config) => acks.wrap(createProviders(config)) },
     );

@@ -145,7 +145,7 @@ function format(r: Report): string {
     out.push(
       '',
       'time to suppress: client request -> last suppression acknowledged by the provider (ms); throughput: first request -> last acknowledgement (both as the floor is measured)',
-      'ratios against the engine floor measured just before each row, same concurrency and runs (its p99 and rate shown); [*] against the floor table above',
+      'ratios against the engine floor measured beside each row (half its runs just before, half just after), same concurrency and runs (its p99 and rate shown); [*] against the floor table above',
       table(
         ['provider', 'concurrency', 'runs', 'p50', 'p95', 'p99', 'accepted p50', 'containments/s', 'floor p99', 'engine floor/s', 'throughput / floor', 'p99 / floor p99'],
         Object.entries(r.timeToSuppress).flatMap(([name, rates]) =>

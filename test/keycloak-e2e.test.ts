@@ -377,6 +377,50 @@ if (kc) {
       }
     });
 
+    test('evidence sends at most 2 requests at once; a read that may not wait goes at once, and one that needs a read evidence has queued sends that read at once', async () => {
+      const [a, b] = [await f.seed(), await f.seed()];
+      const send = p.api.transport;
+      const out = new Set<string>(); // evidence's requests Keycloak has not yet answered
+      const sent: string[] = [];
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      p.api.transport = async (x) => {
+        const background = p.api.lane.inBackground();
+        const what = `${x.url.pathname}${x.url.search}`;
+        sent.push(`${background ? 'evidence' : 'other'} ${what}`);
+        if (background) out.add(what);
+        try {
+          // Evidence's event searches are held until released: they fill the lane.
+          if (background && /\/(admin-)?events$/.test(x.url.pathname)) await held;
+          return await send(x);
+        } finally {
+          out.delete(what);
+        }
+      };
+      try {
+        const searches = () => [...out].filter((w) => /\/(admin-)?events\?/.test(w)).length;
+        const captureA = p.evidence(a.identityId, 'auth-events');
+        await eventually(async () => searches() === 2, "a's two event searches are out");
+        const captureB = p.evidence(b.identityId, 'auth-events');
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(out.size, 2, `evidence has two requests out, no more: ${[...out].join(' ')}`);
+        const bName = parseIdentity(b.identityId)!.name;
+        assert.ok(!sent.some((s) => s.includes(`username=${bName}`)), "b's lookup waits its turn");
+        // inspect's lookup of b is the very read evidence has queued: it goes now, and the inspection ends while a's searches are held.
+        const late = new Promise<never>((_, no) => setTimeout(() => no(new Error("the inspection waited behind evidence's held searches")), 5000).unref());
+        assert.equal((await Promise.race([p.inspect(b.identityId), late])).exists, true);
+        assert.equal(sent.filter((s) => s.includes(`username=${bName}`)).length, 1, 'one request served both');
+        assert.equal(searches(), 2, "a's event searches are still held, b's wait their turn");
+        release();
+        const [ea, eb] = await Promise.all([captureA, captureB]);
+        assert.equal(JSON.parse(ea.body).identityId, a.identityId);
+        assert.equal(JSON.parse(eb.body).identityId, b.identityId);
+      } finally {
+        release();
+        p.api.transport = send;
+      }
+    });
+
     test('force-step-up records the required actions it found; lifting removes only what it added', async () => {
       const s = await f.seed();
       const u = await usersApi(s.identityId);
@@ -663,6 +707,8 @@ if (kc) {
       assert.throws(() => loadConfig({ CORDON_KEYCLOAK_URL: 'http://x', CORDON_KEYCLOAK_CLIENT_ID: 'c', CORDON_KEYCLOAK_CLIENT_SECRET: secret, CORDON_KEYCLOAK_HIGH_RISK_ROLES: 'admin' }), /HIGH_RISK_ROLES/);
       const cfg = loadConfig({ CORDON_KEYCLOAK_URL: 'http://127.0.0.1:8080/', CORDON_KEYCLOAK_REALM: 'corp', CORDON_KEYCLOAK_CLIENT_ID: 'cordon', CORDON_KEYCLOAK_CLIENT_SECRET: secret, CORDON_KEYCLOAK_HIGH_RISK_ROLES: 'realm-role:admin, client-role:billing:refunds' });
       assert.deepEqual(cfg.keycloak, { url: 'http://127.0.0.1:8080', realm: 'corp', clientId: 'cordon', clientSecret: secret, highRiskRoles: ['realm-role:admin', 'client-role:billing:refunds'] });
+      assert.throws(() => loadConfig({ CORDON_KEYCLOAK_URL: 'http://x', CORDON_KEYCLOAK_CLIENT_ID: 'c', CORDON_KEYCLOAK_CLIENT_SECRET: secret, CORDON_KEYCLOAK_EVIDENCE_IN_FLIGHT: '0' }), /CORDON_KEYCLOAK_EVIDENCE_IN_FLIGHT is at least 1/);
+      assert.equal(loadConfig({ CORDON_KEYCLOAK_URL: 'http://x', CORDON_KEYCLOAK_CLIENT_ID: 'c', CORDON_KEYCLOAK_CLIENT_SECRET: secret, CORDON_KEYCLOAK_EVIDENCE_IN_FLIGHT: '6' }).keycloak!.evidenceInFlight, 6);
       const printed = describeProviders(cfg).join(' ');
       assert.match(printed, /keycloak \(http:\/\/127\.0\.0\.1:8080\/ realm=corp client=cordon secret=\*\*\*\)/);
       assert.ok(!printed.includes(secret));

@@ -16,6 +16,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
 import type { ActionResult, Dependent, EvidenceKind, IdentitySnapshot, Receipt, Scope, SuppressionAction } from '../../workflows/schemas';
+import { BackgroundLane } from './background-lane';
 import { dependentsExcept, notApplicable, outcome, refuse, sameList, stripSecrets } from './common';
 import { IdentityNotFoundError, NotSupportedError, type EvidenceArtifact, type IdentityProvider } from './provider';
 
@@ -26,6 +27,8 @@ export interface KeycloakConnection {
   realm: string;
   clientId: string;
   clientSecret: string;
+  /** Evidence's requests in flight at once (EVIDENCE_IN_FLIGHT when unset). */
+  evidenceInFlight?: number;
 }
 
 export interface KeycloakOptions extends KeycloakConnection {
@@ -56,6 +59,13 @@ const RECENT_MS = 2000;
 
 /** Forgets `map`'s entry for `key` after RECENT_MS, unless it has been replaced meanwhile. */
 const forgetLater = <K, V>(map: Map<K, V>, key: K, value: V) => setTimeout(() => map.get(key) === value && map.delete(key), RECENT_MS).unref();
+
+/**
+ * Evidence's requests in flight to Keycloak at once, per admin client, by default. A client's
+ * evidence is mostly event searches, the heaviest reads Keycloak serves; under a burst they met
+ * every other containment's cut in Keycloak's threads, on the same cores.
+ */
+export const EVIDENCE_IN_FLIGHT = 2;
 
 /** An admin API answer, before the caller reads it. */
 interface Answer {
@@ -91,6 +101,8 @@ interface Reading {
   sentAt: number;
   answer: Promise<Answer>;
   answeredAt?: number;
+  /** Sends it now if it still waits in the background lane. */
+  promote(): void;
 }
 
 /** The admin REST API with a client-credentials token, renewed before it expires (or on a 401). */
@@ -104,10 +116,15 @@ export class KeycloakAdmin {
   /** Keycloak's own clock (from Date headers), for not-before values that must beat its tokens' iat. */
   private skewMs = 0;
 
+  /** Evidence waits here while evidenceInFlight of its requests are out; a cut never does. */
+  readonly lane: BackgroundLane;
+
   /** Every request goes through this; tests replace it to watch or delay what is sent. */
   transport: Transport = undiciTransport;
 
-  constructor(readonly conn: KeycloakConnection) {}
+  constructor(readonly conn: KeycloakConnection) {
+    this.lane = new BackgroundLane(conn.evidenceInFlight ?? EVIDENCE_IN_FLIGHT);
+  }
 
   private async accessToken(): Promise<string> {
     if (this.token && Date.now() < this.token.until) return this.token.value;
@@ -162,6 +179,9 @@ export class KeycloakAdmin {
    * answer sent before a write is the identity as it was during the suppression, which evidence
    * running a moment earlier would have read itself. (Under the epoch rule, the not-before a
    * client's suppression writes, or any other containment's write, sent evidence back to Keycloak.)
+   *
+   * Evidence's GETs wait in the background lane; a caller outside it that joins one still
+   * waiting there sends it at once.
    */
   async call<T>(
     method: string,
@@ -175,9 +195,12 @@ export class KeycloakAdmin {
       const seen = this.reading.get(url.href);
       const joins = (r: Reading) => r.answeredAt === undefined && r.epoch === this.epoch;
       const snapshot = (r: Reading) => o.sentSince !== undefined && r.sentAt >= o.sentSince && (r.answeredAt === undefined || performance.now() - r.answeredAt <= RECENT_MS);
-      if (seen && (joins(seen) || snapshot(seen))) answer = await seen.answer;
-      else {
-        const mine: Reading = { epoch: this.epoch, sentAt: performance.now(), answer: this.send(method, url, o) };
+      if (seen && (joins(seen) || snapshot(seen))) {
+        if (!this.lane.inBackground()) seen.promote();
+        answer = await seen.answer;
+      } else {
+        const place = this.lane.admit();
+        const mine: Reading = { epoch: this.epoch, sentAt: performance.now(), answer: place.ready.then(() => this.send(method, url, o)).finally(place.release), promote: place.promote };
         this.reading.set(url.href, mine);
         const forget = () => this.reading.get(url.href) === mine && this.reading.delete(url.href);
         try {
@@ -775,7 +798,12 @@ export class KeycloakProvider implements IdentityProvider {
     return outcome(`lift:${action}`, [add.length > 0 && `high-risk roles back: ${add.join(', ')}`, await unnote()]);
   }
 
-  async evidence(identityId: string, kind: EvidenceKind): Promise<EvidenceArtifact> {
+  /** Evidence's reads go in the background lane: under a burst, every cut is served first. */
+  evidence(identityId: string, kind: EvidenceKind): Promise<EvidenceArtifact> {
+    return this.api.lane.background(() => this.capture(identityId, kind));
+  }
+
+  private async capture(identityId: string, kind: EvidenceKind): Promise<EvidenceArtifact> {
     // Beside a suppression of this identity, evidence may take the answers its reads have just received.
     const since = this.suppressing.get(identityId);
     const f = await this.need(identityId, since);
