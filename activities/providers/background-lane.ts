@@ -43,11 +43,6 @@ export class BackgroundLane {
       this.inFlight--;
       this.waiting.values().next().value?.();
     };
-    if (this.inFlight < this.limit) {
-      this.inFlight++;
-      held = true;
-      return { ready: Promise.resolve(), promote() {}, release };
-    }
     let go!: () => void;
     const ready = new Promise<void>((ok) => (go = ok));
     const start = () => {
@@ -56,7 +51,8 @@ export class BackgroundLane {
       held = true;
       go();
     };
-    this.waiting.add(start);
+    if (this.inFlight < this.limit) start();
+    else this.waiting.add(start);
     return { ready, promote: () => this.waiting.delete(start) && go(), release };
   }
 }
