@@ -4,7 +4,7 @@
 // rotation retried on any worker or process finds the secret the first attempt minted.
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 
 export interface WriteOnceTable {
@@ -31,6 +31,8 @@ const isCode = (err: unknown, code: string) => (err as NodeJS.ErrnoException).co
  */
 export class FileTable implements WriteOnceTable {
   readonly dir: string;
+  /** Folders this table has made or found, so a put does not make them again. */
+  private readonly folders = new Set<string>();
   constructor(
     dir: string,
     /** Spread files over subfolders named by the key's first two characters (many keys). */
@@ -51,20 +53,35 @@ export class FileTable implements WriteOnceTable {
 
   async putIfAbsent(key: string, value: string): Promise<string> {
     const file = this.path(key);
-    const existing = await this.get(key);
-    if (existing !== undefined) return existing;
-    await mkdir(join(file, '..'), { recursive: true, mode: 0o700 });
+    // No read first: the link below refuses a name that exists, and only then is it read. (A
+    // failed read costs an error with its stack, on every new key.)
     const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(tmp, value, { mode: 0o600, flag: 'wx' });
+    await this.write(tmp, value);
     try {
       await link(tmp, file);
       return value;
     } catch (err) {
       if (!isCode(err, 'EEXIST')) throw err;
-      return (await this.get(key))!; // another writer was first: its value is the value
+      return (await this.get(key))!; // stored already (an earlier put, or another writer first): its value is the value
     } finally {
       await unlink(tmp).catch(() => undefined);
     }
+  }
+
+  /** Writes a new private file, making its folder first the first time (or after it was removed). */
+  private async write(file: string, value: string): Promise<void> {
+    const dir = dirname(file);
+    if (this.folders.has(dir)) {
+      try {
+        return await writeFile(file, value, { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        if (!isCode(err, 'ENOENT')) throw err;
+        this.folders.delete(dir);
+      }
+    }
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    this.folders.add(dir);
+    await writeFile(file, value, { mode: 0o600, flag: 'wx' });
   }
 
   async get(key: string): Promise<string | undefined> {

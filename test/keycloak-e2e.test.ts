@@ -649,16 +649,21 @@ if (kc) {
       const name = parseIdentity(s.identityId)!.name;
       const stolen = await clientCredentialsGrant(kc.issuer, name, s.password);
       const puts: number[] = [];
+      const reads: string[] = [];
       const { api } = c.provider as KeycloakProvider;
       const send = api.transport;
       api.transport = (x) => {
         if (x.method === 'PUT' && /\/clients\/[0-9a-f-]{36}$/.test(x.url.pathname)) puts.push(JSON.parse(x.body!).notBefore);
+        if (x.method === 'GET') reads.push(x.url.pathname);
         return send(x);
       };
       try {
         while (Date.now() % 1000 > 300) await new Promise((r) => setTimeout(r, 20)); // both well inside one second
         await Promise.all([c.provider.suppress(s.identityId, 'revoke-sessions'), c.provider.suppress(s.identityId, 'revoke-tokens')]);
         assert.equal(puts.length, 1, `one write of the not-before: ${puts.join(', ')}`);
+        const once = (what: RegExp) => assert.equal(reads.filter((r) => what.test(r)).length, 1, `one request for ${what}: ${reads.join(' ')}`);
+        once(/\/events$/);
+        once(/\/users\/[0-9a-f-]{36}\/sessions$/);
         assert.equal((await introspect(kc.issuer, kc.introspector, stolen.access_token)).active, false, 'the stolen token is cut');
         await new Promise((r) => setTimeout(r, 1100));
         const again = await clientCredentialsGrant(kc.issuer, name, s.password); // the leaked secret still works until rotation
@@ -667,6 +672,37 @@ if (kc) {
         assert.ok(puts[1]! > puts[0]!);
         assert.equal((await introspect(kc.issuer, kc.introspector, again.access_token)).active, false, 'and cuts the new token');
       } finally {
+        api.transport = send;
+        await c.close();
+      }
+    });
+
+    test("a client's cut does not wait on the event search: its token is dead while the search is still out, and the search still says what the cut ended", async () => {
+      const c = keycloakFixture(kc, 'client');
+      const s = await c.seed();
+      const name = parseIdentity(s.identityId)!.name;
+      const stolen = await clientCredentialsGrant(kc.issuer, name, s.password);
+      const { api } = c.provider as KeycloakProvider;
+      const send = api.transport;
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let searching = false;
+      api.transport = async (x) => {
+        if (x.method === 'GET' && x.url.pathname.endsWith('/events') && x.url.searchParams.get('client') === name) {
+          searching = true;
+          await held;
+        }
+        return send(x);
+      };
+      try {
+        const cut = c.provider.suppress(s.identityId, 'revoke-tokens');
+        await eventually(async () => searching && !(await introspect(kc.issuer, kc.introspector, stolen.access_token)).active, 'the stolen token is dead while the event search is held');
+        release();
+        const r = await cut;
+        assert.equal(r.changed, true);
+        assert.ok(r.ended?.some((d) => d.name === name), `the grant the search found is what the cut ended: ${JSON.stringify(r.ended)}`);
+      } finally {
+        release();
         api.transport = send;
         await c.close();
       }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -13,6 +13,7 @@ import { loadConfig, redact, type CordonConfig } from '../activities/config';
 import { testActivities } from './activities';
 import { LabDirectory, LabProvider } from '../activities/providers/lab';
 import { LocalVault } from '../activities/secret-sink';
+import { FileTable } from '../activities/state-store';
 import { openStateStores, type StateStores } from '../activities/stores';
 import { describeContainment, submitSignal } from '../client/containments';
 import type { Policy } from '../workflows/policy';
@@ -78,6 +79,17 @@ describe('the file vault (one host)', () => {
     const short = tmp('cordon-key-');
     writeFileSync(join(short, 'vault.key'), randomBytes(16).toString('base64'), { mode: 0o600 });
     await assert.rejects(new LocalVault(short).issue('k', owner), /32 bytes/);
+  });
+
+  test('a file table keeps the first value of a key, leaves no temporary file, and makes its folder again once it is removed', async () => {
+    const dir = join(tmp('cordon-table-'), 'records');
+    const table = new FileTable(dir, true);
+    assert.equal(await table.putIfAbsent('ab-1', 'first'), 'first');
+    assert.equal(await table.putIfAbsent('ab-1', 'second'), 'first', 'a key put again keeps its first value');
+    assert.deepEqual(readdirSync(join(dir, 'ab')), ['ab-1.json'], 'no temporary file is left');
+    rmSync(dir, { recursive: true });
+    assert.equal(await table.putIfAbsent('ab-2', 'again'), 'again', 'the folder it made before is made again');
+    assert.deepEqual(await table.keys(), ['ab-2']);
   });
 
   test('evidence is read back through another store on the same folder, and a tampered artifact is refused', async () => {

@@ -613,16 +613,21 @@ export class KeycloakProvider implements IdentityProvider {
    */
   private async endSessions(f: Found, force = false, offline: SessionRep[] = []): Promise<{ ended: Dependent[]; notBefore: boolean }> {
     const r = f.ref.realm;
-    // Both reads at once: a client's cut waits on them.
-    const [sessions, grants] = await Promise.all([this.sessions(r, f.user), this.liveGrants(f)]);
+    const c = f.client;
+    const reads = Promise.all([this.sessions(r, f.user), this.liveGrants(f)]);
+    // A client's not-before that must move whatever the reads say (forced, or older than any token
+    // it could have issued) moves at once, beside them: the cut never waits on the event search,
+    // the heaviest read Keycloak serves. Otherwise the grants found decide. (Sent after the reads,
+    // so that the other revocation's reads, sent at the same moment, still join them.)
+    const early = c && (force || (c.notBefore ?? 0) < this.api.serverSeconds() - TOKEN_WINDOW_S) ? this.setClientNotBefore(r, c.id) : undefined;
+    const [[sessions, grants], set] = await Promise.all([reads, early]);
     if ((sessions.length || offline.length) && f.user) await this.logout(r, f.user, sessions, offline);
     const ended = this.asDependents(sessions);
-    if (!f.client) return { ended, notBefore: false };
-    const stale = (f.client.notBefore ?? 0) < this.api.serverSeconds() - TOKEN_WINDOW_S;
-    if (!force && !grants.length && !stale) return { ended, notBefore: false };
-    f.client.notBefore = await this.setClientNotBefore(r, f.client.id);
+    if (!c) return { ended, notBefore: false };
+    if (set === undefined && !grants.length) return { ended, notBefore: false };
+    c.notBefore = set ?? (await this.setClientNotBefore(r, c.id));
     const byAddress = new Map<string, Dependent>();
-    for (const e of grants) if (!byAddress.has(e.ipAddress ?? '')) byAddress.set(e.ipAddress ?? '', { name: f.client.clientId, address: e.ipAddress, lastSeen: iso(e.time) });
+    for (const e of grants) if (!byAddress.has(e.ipAddress ?? '')) byAddress.set(e.ipAddress ?? '', { name: c.clientId, address: e.ipAddress, lastSeen: iso(e.time) });
     return { ended: [...ended, ...byAddress.values()], notBefore: true };
   }
 
