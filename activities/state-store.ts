@@ -31,7 +31,7 @@ const isCode = (err: unknown, code: string) => (err as NodeJS.ErrnoException).co
  */
 export class FileTable implements WriteOnceTable {
   readonly dir: string;
-  /** Folders this table has made or found, so a put does not make them again. */
+  /** Folders this table has made (or found made), so a put does not make them again. */
   private readonly folders = new Set<string>();
   constructor(
     dir: string,
