@@ -31,8 +31,6 @@ const isCode = (err: unknown, code: string) => (err as NodeJS.ErrnoException).co
  */
 export class FileTable implements WriteOnceTable {
   readonly dir: string;
-  /** Folders this table has made (or found made), so a put does not make them again. */
-  private readonly folders = new Set<string>();
   constructor(
     dir: string,
     /** Spread files over subfolders named by the key's first two characters (many keys). */
@@ -68,20 +66,16 @@ export class FileTable implements WriteOnceTable {
     }
   }
 
-  /** Writes a new private file, making its folder first the first time (or after it was removed). */
+  /** Writes a new private file; its folder is made when the write finds it missing (the first put, or after a removal). */
   private async write(file: string, value: string): Promise<void> {
-    const dir = dirname(file);
-    if (this.folders.has(dir)) {
-      try {
-        return await writeFile(file, value, { mode: 0o600, flag: 'wx' });
-      } catch (err) {
-        if (!isCode(err, 'ENOENT')) throw err;
-        this.folders.delete(dir);
-      }
+    const create = () => writeFile(file, value, { mode: 0o600, flag: 'wx' });
+    try {
+      await create();
+    } catch (err) {
+      if (!isCode(err, 'ENOENT')) throw err;
+      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+      await create();
     }
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    this.folders.add(dir);
-    await writeFile(file, value, { mode: 0o600, flag: 'wx' });
   }
 
   async get(key: string): Promise<string | undefined> {
