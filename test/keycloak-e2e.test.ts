@@ -650,11 +650,13 @@ if (kc) {
       const stolen = await clientCredentialsGrant(kc.issuer, name, s.password);
       const puts: number[] = [];
       const reads: string[] = [];
+      const searches: URLSearchParams[] = [];
       const { api } = c.provider as KeycloakProvider;
       const send = api.transport;
       api.transport = (x) => {
         if (x.method === 'PUT' && /\/clients\/[0-9a-f-]{36}$/.test(x.url.pathname)) puts.push(JSON.parse(x.body!).notBefore);
         if (x.method === 'GET') reads.push(x.url.pathname);
+        if (x.method === 'GET' && x.url.pathname.endsWith('/events')) searches.push(x.url.searchParams);
         return send(x);
       };
       try {
@@ -664,6 +666,8 @@ if (kc) {
         const once = (what: RegExp) => assert.equal(reads.filter((r) => what.test(r)).length, 1, `one request for ${what}: ${reads.join(' ')}`);
         once(/\/events$/);
         once(/\/users\/[0-9a-f-]{36}\/sessions$/);
+        // Keycloak indexes events by user and type and by time, never by client: a search by client reads every event of the realm.
+        assert.ok(searches.every((q) => q.get('user') && q.get('type') === 'CLIENT_LOGIN' && Number(q.get('dateFrom')) > 0 && !q.has('client')), `grants searched by the service account, from the window's start: ${searches.map(String).join(' ')}`);
         assert.equal((await introspect(kc.issuer, kc.introspector, stolen.access_token)).active, false, 'the stolen token is cut');
         await new Promise((r) => setTimeout(r, 1100));
         const again = await clientCredentialsGrant(kc.issuer, name, s.password); // the leaked secret still works until rotation
@@ -688,7 +692,7 @@ if (kc) {
       const held = new Promise<void>((r) => (release = r));
       let searching = false;
       api.transport = async (x) => {
-        if (x.method === 'GET' && x.url.pathname.endsWith('/events') && x.url.searchParams.get('client') === name) {
+        if (x.method === 'GET' && x.url.pathname.endsWith('/events') && x.url.searchParams.get('type') === 'CLIENT_LOGIN') {
           searching = true;
           await held;
         }
@@ -727,13 +731,51 @@ if (kc) {
       const userTokens = bodies['user:token-metadata'] as { credentials: Record<string, unknown>[] };
       assert.equal(userTokens.credentials[0]!.type, 'password');
       for (const k of Object.keys(userTokens.credentials[0]!)) assert.ok(['created', 'id', 'type', 'userLabel'].includes(k), `${k}: types, dates, labels only, no credential data`);
-      assert.ok((bodies['user:auth-events'] as { login: { type: string }[] }).login.some((e) => e.type === 'LOGIN'));
-      assert.ok((bodies['user:auth-events'] as { admin: { resourcePath: string }[] }).admin.some((e) => e.resourcePath.endsWith('reset-password')));
-      assert.ok((bodies['client:auth-events'] as { login: { type: string }[] }).login.some((e) => e.type === 'CLIENT_LOGIN'));
+      // (Each with a message: without one, a failing assert.ok makes Node parse this file for minutes.)
+      assert.ok((bodies['user:auth-events'] as { login: { type: string }[] }).login.some((e) => e.type === 'LOGIN'), "the user's sign-in is in its login events");
+      assert.ok((bodies['user:auth-events'] as { admin: { resourcePath: string }[] }).admin.some((e) => e.resourcePath.endsWith('reset-password')), "the user's password reset is in its admin events");
+      assert.ok((bodies['client:auth-events'] as { login: { type: string }[] }).login.some((e) => e.type === 'CLIENT_LOGIN'), "the client's grant is in its login events");
+      // Bounded by the user's creation, the search still holds the creation itself (and, for a client, what was done to its service account).
+      const userId = ((bodies['user:config-snapshot'] as { user: { id: string } }).user).id;
+      assert.ok((bodies['user:auth-events'] as { admin: { resourcePath: string; operation: string }[] }).admin.some((e) => e.resourcePath === `users/${userId}` && e.operation === 'CREATE'), 'the user\'s creation is in its admin events');
+      assert.ok((bodies['client:auth-events'] as { admin: { resourcePath: string }[] }).admin.some((e) => e.resourcePath.startsWith('users/')), "what was done to the client's service account is in its admin events");
       assert.ok((bodies['user:sessions'] as { online: { clients: string[] }[] }).online[0]!.clients.includes('test-app'));
       assert.equal((bodies['client:config-snapshot'] as { client: Record<string, unknown> }).client.secret, undefined);
       assert.deepEqual((bodies['client:grants'] as { direct: string[] }).direct, (await c.provider.inspect(cs.identityId)).grants);
       await c.close();
+    });
+
+    test("a client's admin events are searched from its service account's creation, and again unbounded when that misses the client's own", async () => {
+      const c = keycloakFixture(kc, 'client');
+      const setup = keycloakSetup(kc);
+      const r = encodeURIComponent(kc.realm);
+      const uuidOf = async (clientId: string) => (await setup.api.call<{ id: string }[]>('GET', `${r}/clients`, { query: { clientId, search: false } }))![0]!.id;
+      const made = await c.seed(); // service accounts on from the start
+      // Service accounts turned on later: the service account is younger than the client.
+      const late = `svc-late-${Date.now().toString(36)}`;
+      await setup.api.call('POST', `${r}/clients`, { body: { clientId: late, enabled: true, publicClient: false, serviceAccountsEnabled: false, standardFlowEnabled: false } });
+      const lateUuid = await uuidOf(late);
+      await new Promise((res) => setTimeout(res, 1500)); // past the clock margin
+      await setup.api.call('PUT', `${r}/clients/${lateUuid}`, { body: { serviceAccountsEnabled: true } });
+      const searches: string[] = [];
+      const { api } = c.provider as KeycloakProvider;
+      const send = api.transport;
+      api.transport = (x) => {
+        if (x.url.pathname.endsWith('/admin-events') && x.url.searchParams.get('resourcePath')?.startsWith('clients/')) searches.push(x.url.search);
+        return send(x);
+      };
+      try {
+        for (const [id, uuid, expected] of [[made.identityId, await uuidOf(parseIdentity(made.identityId)!.name), 1], [`${kc.realm}/client:${late}`, lateUuid, 2]] as const) {
+          searches.length = 0;
+          const { admin } = JSON.parse((await c.provider.evidence(id, 'auth-events')).body)['auth-events'] as { admin: { resourcePath: string; operation: string }[] };
+          assert.ok(admin.some((e) => e.resourcePath === `clients/${uuid}` && e.operation === 'CREATE'), `${id}: the client's creation is in its admin events`);
+          assert.equal(searches.length, expected, `${id}: ${searches.join(' ')}`);
+        }
+      } finally {
+        api.transport = send;
+        await setup.api.call('DELETE', `${r}/clients/${lateUuid}`, { allowMissing: true });
+        await c.close();
+      }
     });
 
     test('configuration: the admin client is required with the URL, and its secret is never printed', () => {
