@@ -26,7 +26,7 @@ import { createStateDatabase, startPostgres, type LocalService } from './local-s
 import { mapLimit, sleep } from './measure';
 import { findSecret } from './secret-scan';
 import { resolveTemporalCli } from './temporal-cli';
-import { activityPlacement, killGroup, WorkerProcess } from './worker-process';
+import { activityPlacement, killGroup, localActivity, WorkerProcess } from './worker-process';
 
 export interface DrillOptions {
   containments: number;
@@ -157,10 +157,17 @@ const FIRST_STEP = 'loadPolicyAndSuppress';
  *   first step and the action's own activity may both ask for it, the two being judged as one:
  *   at most one of their calls changes something, and when the first step asks after the
  *   other (it ran again because a fault lost the task that recorded both), a fault falls between.
+ * - A local activity's id is its sequence number in the run, and a retry that backs off on a
+ *   server timer takes the next one. So when a task is run again after a fault and a local
+ *   activity before the step now needs such a retry (the lab still down), the step asks under a
+ *   later id. `recorded` (run id/activity id → type, from the histories' markers) tells the two
+ *   apart: an execution the history does not record under its id and type died with its task,
+ *   and is judged with the recorded execution of the same type in its run as one activity.
+ *   Two recorded executions are the workflow asking twice.
  * Calls made outside an activity (seeding, tests) are not judged. `faults` are epoch ms; a
  * fault up to `slackMs` before the earlier call still counts (it is timed just before the kill).
  */
-export function auditCalls(calls: readonly Call[], faults: readonly number[], slackMs = 1000): string[] {
+export function auditCalls(calls: readonly Call[], faults: readonly number[], recorded: ReadonlyMap<string, string> = new Map(), slackMs = 1000): string[] {
   const found: string[] = [];
   const groups = new Map<string, Call[]>();
   for (const c of calls) {
@@ -175,6 +182,14 @@ export function auditCalls(calls: readonly Call[], faults: readonly number[], sl
       const key = `${c.runId}/${c.activityId}`;
       executions.set(key, [...(executions.get(key) ?? []), c]);
     }
+    for (const [key, own] of executions) {
+      const { runId, activityType, local } = own[0]!;
+      if (!local || recorded.get(key) === activityType) continue;
+      const redone = [...executions.keys()].find((k) => k !== key && k.startsWith(`${runId}/`) && recorded.get(k) === activityType);
+      if (redone === undefined) continue;
+      executions.set(redone, [...own, ...executions.get(redone)!]);
+      executions.delete(key);
+    }
     const [firstStep, own] = [...executions.values()].sort((a, b) => (a[0]!.activityType === FIRST_STEP ? -1 : b[0]!.activityType === FIRST_STEP ? 1 : 0));
     if (executions.size === 2 && firstStep![0]!.activityType === FIRST_STEP && own![0]!.activityType !== FIRST_STEP) {
       const changed = list.filter((c) => c.changed);
@@ -182,7 +197,7 @@ export function auditCalls(calls: readonly Call[], faults: readonly number[], sl
       if (changed.length > 1) found.push(`${identity}: ${op} applied by both the first step and its own activity (${changed.map((c) => c.at).join(', ')})`);
       else if (firstAgain > lastOwn && !faults.some((f) => f >= lastOwn - slackMs && f <= firstAgain)) {
         found.push(`${identity}: ${op}: the first step asked for it again at ${new Date(firstAgain).toISOString()}, after its own activity, with no fault between`);
-      } else found.push(...auditCalls(firstStep!, faults, slackMs), ...auditCalls(own!, faults, slackMs));
+      } else found.push(...auditCalls(firstStep!, faults, recorded, slackMs), ...auditCalls(own!, faults, recorded, slackMs));
       continue;
     }
     if (executions.size > 1) {
@@ -204,6 +219,19 @@ export function auditCalls(calls: readonly Call[], faults: readonly number[], sl
     }
   }
   return found.sort();
+}
+
+/** Each local activity the runs' histories record: `<run id>/<activity id>` → its type (see auditCalls). */
+async function recordedLocalActivities(client: Client, calls: readonly Call[]): Promise<Map<string, string>> {
+  const runs = new Map(calls.filter((c) => c.runId && c.workflowId).map((c) => [c.runId!, c.workflowId!]));
+  const recorded = new Map<string, string>();
+  await mapLimit([...runs], 8, async ([runId, workflowId]) => {
+    for (const e of (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? []) {
+      const local = localActivity(e);
+      if (local) recorded.set(`${runId}/${local.activityId}`, local.activity);
+    }
+  });
+  return recorded;
 }
 
 /** The Temporal the drill runs on, which it can kill and start again on the same data and port. */
@@ -473,7 +501,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     for (const identity of journal.keys()) if (!ids.includes(identity)) report.unexpected.push(`${identity}: mutated, but no containment was asked for`);
     // Repeats that changed nothing are invisible above; every call, no-op or not, is audited here.
     const calls = state.calls.filter((c) => ids.includes(c.identity));
-    report.duplicates.push(...auditCalls(calls, [...workers.flatMap((w) => w.deaths), ...engineFaults]));
+    report.duplicates.push(...auditCalls(calls, [...workers.flatMap((w) => w.deaths), ...engineFaults], await recordedLocalActivities(client, calls)));
     report.retriedCalls = calls.filter((c) => (c.attempt ?? 1) > 1 && !c.changed).length;
     // The workers ran in their own processes: their logs and every evidence artifact (files, or
     // rows of the shared store) are scanned for every secret they put in the vault (history holds

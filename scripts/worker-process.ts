@@ -119,13 +119,13 @@ const decode = (p: temporal.api.common.v1.IPayload | null | undefined): unknown 
   }
 };
 
-/** A local activity's marker: its type, attempt and result (undefined if it failed); undefined for any other event. */
-export function localActivity(e: temporal.api.history.v1.IHistoryEvent): { activity: string; attempt: number; result?: unknown } | undefined {
+/** A local activity's marker: its type, id, attempt and result (undefined if it failed); undefined for any other event. */
+export function localActivity(e: temporal.api.history.v1.IHistoryEvent): { activity: string; activityId: string; attempt: number; result?: unknown } | undefined {
   const marker = e.markerRecordedEventAttributes;
   if (marker?.markerName !== 'core_local_activity') return undefined;
-  const data = decode(marker.details?.data?.payloads?.[0]) as { activity_type?: string; attempt?: number } | undefined;
+  const data = decode(marker.details?.data?.payloads?.[0]) as { activity_type?: string; activity_id?: string; attempt?: number } | undefined;
   if (!data?.activity_type) return undefined;
-  return { activity: data.activity_type, attempt: data.attempt ?? 1, result: decode(marker.details?.result?.payloads?.[0]) };
+  return { activity: data.activity_type, activityId: data.activity_id ?? '', attempt: data.attempt ?? 1, result: decode(marker.details?.result?.payloads?.[0]) };
 }
 
 /** The local activities of one type in a history, in order. */

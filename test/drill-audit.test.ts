@@ -32,6 +32,16 @@ test('the audit accepts a no-op retry after a kill and flags every repeat nothin
   const local = call({ at: t(10), local: true, activityId: '5' });
   assert.deepEqual(auditCalls([local, call({ at: t(25), local: true, activityId: '5', changed: false })], [at(12)]), []);
   assert.match(auditCalls([local, call({ at: t(25), local: true, activityId: '5', changed: false })], [at(30)]).join('\n'), /attempt 1 .* twice/);
+  // The same step asked under a later id after a kill: the task that ran it as id 9 died, and when
+  // it ran again a retry that backed off on a timer took id 9. The histories record which is which.
+  const lost = call({ at: t(10), local: true, activityId: '9', activityType: 'setEnabled' });
+  const redone = call({ at: t(25), local: true, activityId: '10', activityType: 'setEnabled', changed: false });
+  const history = new Map([['run-1/9', 'inspectIdentity'], ['run-1/10', 'setEnabled']]);
+  assert.deepEqual(auditCalls([lost, redone], [at(12)], history), []);
+  assert.match(auditCalls([lost, redone], [at(30)], history).join('\n'), /attempt 1 .* twice/, 'no fault between: the step ran twice');
+  assert.match(auditCalls([lost, redone], [at(12)]).join('\n'), /requested by 2 activities/, 'no history: two ids are two activities');
+  const both = new Map([['run-1/9', 'setEnabled'], ['run-1/10', 'setEnabled']]);
+  assert.match(auditCalls([lost, redone], [at(12)], both).join('\n'), /requested by 2 activities/, 'both recorded: the workflow asked twice');
   // v6: the first step's attempt and the action's own activity are judged as one. A first attempt
   // that failed (here journalled as changing nothing), then the action's own activity: fine.
   const first = (over: Partial<Call>) => call({ local: true, activityId: '1', activityType: 'loadPolicyAndSuppress', ...over });
