@@ -10,6 +10,7 @@ import type { Client } from '@temporalio/client';
 import { describeProviders, loadConfig, type CordonConfig } from '../activities/config';
 import { formatGrant, KeycloakAdmin, KeycloakProvider, parseGrant, parseIdentity } from '../activities/providers/keycloak';
 import { IdentityNotFoundError, NotSupportedError } from '../activities/providers/provider';
+import { stripSecrets } from '../activities/providers/common';
 import { LocalVault } from '../activities/secret-sink';
 import { describeContainment, submitSignal } from '../client/containments';
 import { clientCredentialsGrant, claims, introspect, OidcError, passwordGrant, refreshGrant } from '../scripts/identity-connections';
@@ -667,7 +668,11 @@ if (kc) {
         once(/\/events$/);
         once(/\/users\/[0-9a-f-]{36}\/sessions$/);
         // Keycloak indexes events by user and type and by time, never by client: a search by client reads every event of the realm.
-        assert.ok(searches.every((q) => q.get('user') && q.get('type') === 'CLIENT_LOGIN' && Number(q.get('dateFrom')) > 0 && !q.has('client')), `grants searched by the service account, from the window's start: ${searches.map(String).join(' ')}`);
+        assert.ok(searches.every((q) => q.get('user') && !q.has('client') && !q.has('type')), `grants read from the service account's newest events: ${searches.map(String).join(' ')}`);
+        // Evidence beside the cut takes that search's answer: one request, not two.
+        const login = JSON.parse((await c.provider.evidence(s.identityId, 'auth-events')).body)['auth-events'].login as { type: string }[];
+        assert.equal(searches.filter((q) => q.has('user')).length, 1, `one search by the service account for the cut and its evidence: ${searches.map(String).join(' ')}`);
+        assert.ok(login.some((e) => e.type === 'CLIENT_LOGIN'), 'the grant is in the evidence');
         assert.equal((await introspect(kc.issuer, kc.introspector, stolen.access_token)).active, false, 'the stolen token is cut');
         await new Promise((r) => setTimeout(r, 1100));
         const again = await clientCredentialsGrant(kc.issuer, name, s.password); // the leaked secret still works until rotation
@@ -692,7 +697,7 @@ if (kc) {
       const held = new Promise<void>((r) => (release = r));
       let searching = false;
       api.transport = async (x) => {
-        if (x.method === 'GET' && x.url.pathname.endsWith('/events') && x.url.searchParams.get('type') === 'CLIENT_LOGIN') {
+        if (x.method === 'GET' && x.url.pathname.endsWith('/events') && x.url.searchParams.has('user')) {
           searching = true;
           await held;
         }
@@ -707,6 +712,32 @@ if (kc) {
         assert.ok(r.ended?.some((d) => d.name === name), `the grant the search found is what the cut ended: ${JSON.stringify(r.ended)}`);
       } finally {
         release();
+        api.transport = send;
+        await c.close();
+      }
+    });
+
+    test("a busy client's grants: when its newest events all fall inside the window, the window is searched by type as well", async () => {
+      const c = keycloakFixture(kc, 'client');
+      const s = await c.seed();
+      const name = parseIdentity(s.identityId)!.name;
+      await clientCredentialsGrant(kc.issuer, name, s.password);
+      const { api } = c.provider as KeycloakProvider;
+      const send = api.transport;
+      const searches: URLSearchParams[] = [];
+      api.transport = async (x) => {
+        if (x.method !== 'GET' || !x.url.pathname.endsWith('/events')) return send(x);
+        searches.push(x.url.searchParams);
+        if (x.url.searchParams.has('type')) return send(x);
+        // Its newest events (a full answer): other kinds, all newer than the grant.
+        const now = Date.now();
+        return { status: 200, text: JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ time: now - i, type: 'INTROSPECT_TOKEN', clientId: name }))) };
+      };
+      try {
+        const r = await c.provider.suppress(s.identityId, 'revoke-tokens');
+        assert.deepEqual(searches.map((q) => q.get('type')), [null, 'CLIENT_LOGIN'], `the newest events, then the window by type: ${searches.map(String).join(' ')}`);
+        assert.ok(r.ended?.some((d) => d.name === name), `the grant the typed search found is what the cut ended: ${JSON.stringify(r.ended)}`);
+      } finally {
         api.transport = send;
         await c.close();
       }
@@ -743,6 +774,33 @@ if (kc) {
       assert.equal((bodies['client:config-snapshot'] as { client: Record<string, unknown> }).client.secret, undefined);
       assert.deepEqual((bodies['client:grants'] as { direct: string[] }).direct, (await c.provider.inspect(cs.identityId)).grants);
       await c.close();
+    });
+
+    test("a client's config snapshot is the client its lookup found: what a read by id gives, secrets removed, without that read", async () => {
+      const c = keycloakFixture(kc, 'client');
+      const setup = keycloakSetup(kc);
+      const r = encodeURIComponent(kc.realm);
+      const s = await c.seed();
+      const name = parseIdentity(s.identityId)!.name;
+      const uuid = (await setup.api.call<{ id: string }[]>('GET', `${r}/clients`, { query: { clientId: name, search: false } }))![0]!.id;
+      const reads: string[] = [];
+      const { api } = c.provider as KeycloakProvider;
+      const send = api.transport;
+      api.transport = (x) => {
+        if (x.method === 'GET') reads.push(x.url.pathname);
+        return send(x);
+      };
+      try {
+        const snapshot = JSON.parse((await c.provider.evidence(s.identityId, 'config-snapshot')).body)['config-snapshot'].client as Record<string, unknown>;
+        const byId = (await setup.api.call<Record<string, unknown>>('GET', `${r}/clients/${uuid}`))!;
+        assert.ok(typeof byId.secret === 'string' && Object.keys(byId).length > 10, 'a read by id is the full representation, secret included');
+        assert.deepEqual(snapshot, stripSecrets(byId), 'the snapshot is the client as a read by id gives it, secrets removed');
+        assert.equal(findSecret(JSON.stringify(snapshot), [s.password]), undefined, 'no secret in the snapshot');
+        assert.ok(!reads.some((p) => p.endsWith(`/clients/${uuid}`)), `no read of the client by id: ${reads.join(' ')}`);
+      } finally {
+        api.transport = send;
+        await c.close();
+      }
     });
 
     test("a client's admin events are searched from its service account's creation, and again unbounded when that misses the client's own", async () => {

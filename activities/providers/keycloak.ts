@@ -608,16 +608,24 @@ export class KeycloakProvider implements IdentityProvider {
     return this.adminEvents(realm, resource);
   }
 
-  /** Client-credentials grants after the client's not-before that may still be live. */
+  /**
+   * Client-credentials grants after the client's not-before that may still be live. A grant names
+   * the client's service account as its user. They are read from the identity's newest login
+   * events, the very search its auth-events evidence makes (one request for both, each one a
+   * request's CPU in Keycloak); only when those end inside the window (a busy identity) is the
+   * window searched by type too, from its start (to the minute, so that a suppression's search and
+   * its evidence's a moment later are one URL).
+   */
   private async liveGrants(f: Found, since?: number): Promise<EventRep[]> {
     if (!f.client) return [];
     const window = (this.api.serverSeconds() - TOKEN_WINDOW_S) * 1000;
     const from = Math.max((f.client.notBefore ?? 0) * 1000, window);
-    // A grant names the client's service account as its user: searched by it, from the window's
-    // start (to the minute, so that a suppression's search and its evidence's a moment later are
-    // one URL), Keycloak answers from its user-and-type index.
     const by = f.user ? { user: f.user.id } : { client: f.client.clientId };
-    return (await this.events(f.ref.realm, { ...by, type: 'CLIENT_LOGIN', dateFrom: minuteFloor(window) }, since)).filter((e) => e.time >= from && !e.error);
+    const newest = await this.events(f.ref.realm, by, since);
+    // The newest SEARCH_MAX hold every event since `from` once one of them is older.
+    const whole = newest.length < SEARCH_MAX || newest.some((e) => e.time < from);
+    const found = whole ? newest : await this.events(f.ref.realm, { ...by, type: 'CLIENT_LOGIN', dateFrom: minuteFloor(window) }, since);
+    return found.filter((e) => e.type === 'CLIENT_LOGIN' && e.time >= from && !e.error);
   }
 
   private asDependents(sessions: SessionRep[]): Dependent[] {
@@ -874,10 +882,11 @@ export class KeycloakProvider implements IdentityProvider {
     const event = (e: EventRep) => ({ time: iso(e.time), type: e.type, clientId: e.clientId, userId: e.userId, sessionId: e.sessionId, ipAddress: e.ipAddress, error: e.error, details: e.details && stripSecrets(e.details) });
     const body: Record<EvidenceKind, () => Promise<unknown>> = {
       'auth-events': async () => {
-        // A client has no creation time: its login events stay an unbounded search.
+        // A client has no creation time: its login events stay an unbounded search. The search by
+        // user is the one a client's suppression made (liveGrants): beside it, its answer serves.
         const [byUser, byClient, clientAdmin, userAdmin] = await Promise.all([
-          u ? this.events(r, { user: u.id }) : [],
-          c ? this.events(r, { client: c.clientId }) : [],
+          u ? this.events(r, { user: u.id }, since) : [],
+          c ? this.events(r, { client: c.clientId }, since) : [],
           c ? this.clientAdminEvents(r, c, u) : [],
           u ? this.adminEvents(r, `users/${u.id}`, createdFrom(u)) : [],
         ]);
@@ -920,10 +929,8 @@ export class KeycloakProvider implements IdentityProvider {
         const effective = u ? ((await this.api.call<RoleRep[]>('GET', path`${r}/users/${u.id}/role-mappings/realm/composite`, { sentSince: since })) ?? []).map((x) => x.name).sort() : [];
         return { direct: held.map((h) => h.grant), effectiveRealmRoles: effective, serviceAccount: c ? (u?.username ?? null) : undefined };
       },
-      'config-snapshot': async () => ({
-        user: u ? stripSecrets(u) : null,
-        client: c ? stripSecrets((await this.api.call<ClientRep>('GET', path`${r}/clients/${c.id}`)) ?? c) : undefined,
-      }),
+      // The client as the lookup found it: Keycloak's list answers with the same full representation as a read by id.
+      'config-snapshot': async () => ({ user: u ? stripSecrets(u) : null, client: c ? stripSecrets(c) : undefined }),
     };
     return { contentType: 'application/json', body: JSON.stringify({ identityId, capturedAt: new Date().toISOString(), [kind]: await body[kind]() }) };
   }
