@@ -609,12 +609,11 @@ export class KeycloakProvider implements IdentityProvider {
   }
 
   /**
-   * Client-credentials grants after the client's not-before that may still be live. A grant names
-   * the client's service account as its user. They are read from the identity's newest login
-   * events, the very search its auth-events evidence makes (one request for both, each one a
-   * request's CPU in Keycloak); only when those end inside the window (a busy identity) is the
-   * window searched by type too, from its start (to the minute, so that a suppression's search and
-   * its evidence's a moment later are one URL).
+   * Client-credentials grants after the client's not-before that may still be live (a grant names
+   * the service account as its user). Read from the newest login events, the same request
+   * auth-events evidence makes: every admin request costs Keycloak about the same CPU, so sharing
+   * one beats a narrower second one. A busy identity, whose newest events all fall inside the
+   * window, has the window searched by type as well (from its minute, one URL for cut and evidence).
    */
   private async liveGrants(f: Found, since?: number): Promise<EventRep[]> {
     if (!f.client) return [];
