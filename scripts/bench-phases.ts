@@ -51,6 +51,12 @@ export interface Rate extends Percentiles {
   /** Time to suppress only: the client's request → the server accepted the signal (the rest is the worker's). */
   accepted?: Percentiles;
   /**
+   * Time to suppress only, in two parts: the client's request → the worker's first suppression
+   * call began (the engine and the worker), and that call → the last acknowledgement (the provider).
+   */
+  called?: Percentiles;
+  inProvider?: Percentiles;
+  /**
    * Time to suppress only: the engine floor at the same concurrency and runs, half of them
    * measured just before this level and half just after. The ratios use it: on this shared VM
    * the floor at 8 in flight has read 31 and 45 workflows/s minutes apart, more than the
@@ -147,7 +153,7 @@ async function withFloorWorker<T>(b: Bench, fn: (taskQueue: string) => Promise<T
  * once each expected action has been acknowledged, with the last acknowledgement.
  */
 class SuppressionAcks {
-  private readonly waiting = new Map<string, { actions: Set<string>; last: number; done: (t: number) => void }>();
+  private readonly waiting = new Map<string, { actions: Set<string>; first?: number; last: number; done: (t: { first: number; last: number }) => void }>();
 
   wrap(registry: ProviderRegistry): ProviderRegistry {
     const acked = (identityId: string, action: string) => {
@@ -157,7 +163,7 @@ class SuppressionAcks {
       w.last = Date.now();
       if (w.actions.size) return;
       this.waiting.delete(identityId);
-      w.done(w.last);
+      w.done({ first: w.first ?? w.last, last: w.last });
     };
     const watch = (p: IdentityProvider): IdentityProvider =>
       new Proxy(p, {
@@ -167,6 +173,8 @@ class SuppressionAcks {
             return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
           }
           return async (identityId: string, action: SuppressionAction, scope?: Scope) => {
+            const w = this.waiting.get(identityId);
+            if (w) w.first ??= Date.now();
             const r = await target.suppress(identityId, action, scope);
             acked(identityId, action);
             return r;
@@ -176,8 +184,8 @@ class SuppressionAcks {
     return new Map([...registry].map(([name, p]) => [name, watch(p)]));
   }
 
-  /** Resolves with the time the last of `actions` on `identityId` was acknowledged. */
-  expect(identityId: string, actions: readonly string[], timeoutMs = 120_000): Promise<number> {
+  /** Resolves with the times the first of `actions` on `identityId` was called and the last was acknowledged. */
+  expect(identityId: string, actions: readonly string[], timeoutMs = 120_000): Promise<{ first: number; last: number }> {
     return new Promise((ok, fail) => {
       const timer = setTimeout(() => (this.waiting.delete(identityId), fail(new Error(`${identityId}: suppression not acknowledged within ${timeoutMs} ms`))), timeoutMs);
       this.waiting.set(identityId, { actions: new Set(actions), last: 0, done: (t) => (clearTimeout(timer), ok(t)) });
@@ -321,9 +329,9 @@ export async function timeToSuppress(b: Bench, provider: BenchProvider, concurre
       const requestedAt = Date.now();
       await submitSignal(b.client, signal({ ...provider.signal, identityId: id }), { taskQueue: config.taskQueue });
       const acceptedAt = Date.now();
-      const suppressedAt = await acked;
+      const { first: calledAt, last: suppressedAt } = await acked;
       b.progress.update(label, ++done, ids.length, `concurrency ${c}`);
-      return { tts: suppressedAt - requestedAt, accept: acceptedAt - requestedAt, suppressedAt };
+      return { tts: suppressedAt - requestedAt, accept: acceptedAt - requestedAt, called: calledAt - requestedAt, inProvider: suppressedAt - calledAt, suppressedAt };
     });
   };
   for (const [level, c] of concurrencies.entries()) {
@@ -361,7 +369,7 @@ export async function timeToSuppress(b: Bench, provider: BenchProvider, concurre
         const spent = cpu();
         const floorAfter = o.pairFloor && runs > half ? await floorLevels(b, [c], runs - half, `-${provider.name}-after`) : [];
         const floor = o.pairFloor ? floorRate(c, [...floorBefore, ...floorAfter]) : undefined;
-        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000), accepted: percentiles(results.map((r) => r.accept)), floor, cpuMs: perRun(spent, runs), warmUp: warmedUp };
+        return { concurrency: c, ...percentiles(results.map((r) => r.tts)), perSecond: runs / ((last - t0) / 1000), accepted: percentiles(results.map((r) => r.accept)), called: percentiles(results.map((r) => r.called)), inProvider: percentiles(results.map((r) => r.inProvider)), floor, cpuMs: perRun(spent, runs), warmUp: warmedUp };
       },
       { provider, policy: SUPPRESS_AND_PARK, providers: (config) => acks.wrap(createProviders(config)) },
     );

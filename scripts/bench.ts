@@ -158,6 +158,15 @@ function format(r: Report): string {
       ),
       ...(r.skippedProviders.length ? [`not measured: ${r.skippedProviders.join('; ')}`] : []),
     );
+    // Reports written before these two parts were measured have none.
+    const parts = Object.entries(r.timeToSuppress).flatMap(([name, rates]) => rates.flatMap((t) => (t.called && t.inProvider ? [[name, t.concurrency, ms(t.p50), ms(t.p99), ms(t.called.p50), ms(t.called.p99), ms(t.inProvider.p50), ms(t.inProvider.p99)]] : [])));
+    if (parts.length) {
+      out.push(
+        '',
+        "where time to suppress goes (ms): client request -> the worker's first suppression call began (the engine and the worker), and that call -> the last acknowledgement (the provider)",
+        table(['provider', 'concurrency', 'p50', 'p99', 'to first call p50', 'to first call p99', 'in provider p50', 'in provider p99'], parts),
+      );
+    }
     // Each row, after the floor measured beside it: where the box's CPU went per run.
     const rows = Object.entries(r.timeToSuppress).flatMap(([name, rates]) => rates.flatMap((t): [string, Rate][] => [...(t.floor ? [['  its floor', t.floor] as [string, Rate]] : []), [name, t]]));
     if (rows.some(([, t]) => t.cpuMs)) {
