@@ -163,7 +163,7 @@ function format(r: Report): string {
     if (parts.length) {
       out.push(
         '',
-        "where time to suppress goes (ms): client request -> the worker's first suppression call began (the engine and the worker), and that call -> the last acknowledgement (the provider)",
+        "where time to suppress goes (ms): client request -> the worker's first suppression call began (the engine and the worker), and that call -> the last acknowledgement (the provider, and any wait for the worker's event loop)",
         table(['provider', 'concurrency', 'p50', 'p99', 'to first call p50', 'to first call p99', 'in provider p50', 'in provider p99'], parts),
       );
     }
