@@ -803,7 +803,7 @@ if (kc) {
       }
     });
 
-    test("a client's admin events are searched from its service account's creation, and again unbounded when that misses the client's own", async () => {
+    test("a client's admin and login events are searched from its service account's creation, and again unbounded when that misses the client's own", async () => {
       const c = keycloakFixture(kc, 'client');
       const setup = keycloakSetup(kc);
       const r = encodeURIComponent(kc.realm);
@@ -813,22 +813,33 @@ if (kc) {
       const late = `svc-late-${Date.now().toString(36)}`;
       await setup.api.call('POST', `${r}/clients`, { body: { clientId: late, enabled: true, publicClient: false, serviceAccountsEnabled: false, standardFlowEnabled: false } });
       const lateUuid = await uuidOf(late);
+      // Before its service account: a grant refused, recorded as a login event through the client alone.
+      const { value: lateSecret } = (await setup.api.call<{ value: string }>('GET', `${r}/clients/${lateUuid}/client-secret`))!;
+      const refused = await fetch(`${kc.issuer}/protocol/openid-connect/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', client_id: late, client_secret: lateSecret }) });
+      assert.equal(refused.status, 401, await refused.text());
       await new Promise((res) => setTimeout(res, 1500)); // past the clock margin
       await setup.api.call('PUT', `${r}/clients/${lateUuid}`, { body: { serviceAccountsEnabled: true } });
       const searches: string[] = [];
+      const logins: URLSearchParams[] = [];
       const { api } = c.provider as KeycloakProvider;
       const send = api.transport;
       api.transport = (x) => {
         if (x.url.pathname.endsWith('/admin-events') && x.url.searchParams.get('resourcePath')?.startsWith('clients/')) searches.push(x.url.search);
+        if (x.url.pathname.endsWith('/events') && x.url.searchParams.has('client')) logins.push(x.url.searchParams);
         return send(x);
       };
       try {
         for (const [id, uuid, expected] of [[made.identityId, await uuidOf(parseIdentity(made.identityId)!.name), 1], [`${kc.realm}/client:${late}`, lateUuid, 2]] as const) {
           searches.length = 0;
+          logins.length = 0;
           const { admin } = JSON.parse((await c.provider.evidence(id, 'auth-events')).body)['auth-events'] as { admin: { resourcePath: string; operation: string }[] };
           assert.ok(admin.some((e) => e.resourcePath === `clients/${uuid}` && e.operation === 'CREATE'), `${id}: the client's creation is in its admin events`);
           assert.equal(searches.length, expected, `${id}: ${searches.join(' ')}`);
+          // Login events by client: one search from the service account's creation, and the unbounded one only when the creation is not in it.
+          assert.deepEqual(logins.map((q) => q.has('dateFrom')), expected === 1 ? [true] : [true, false], `${id}: ${logins.join(' ')}`);
         }
+        const { login } = JSON.parse((await c.provider.evidence(`${kc.realm}/client:${late}`, 'auth-events')).body)['auth-events'] as { login: { type: string; clientId: string }[] };
+        assert.ok(login.some((e) => e.type === 'CLIENT_LOGIN_ERROR' && e.clientId === late), `the grant refused before the service account is in the login events: ${JSON.stringify(login)}`);
       } finally {
         api.transport = send;
         await setup.api.call('DELETE', `${r}/clients/${lateUuid}`, { allowMissing: true });

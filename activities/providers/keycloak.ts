@@ -397,8 +397,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // A search by client, or admin events by resource path, reads every event its bounds let through:
 // all the realm keeps, unbounded (on this machine with 3,000 clients, 7-10 ms of Keycloak's CPU per
 // search against 3-5 bounded, and growing with the table). So searches are bounded wherever that
-// loses nothing: by the user and type a grant names, the window the caller filters on anyway, or
-// the user's creation.
+// loses nothing: by the user and type a grant names, the window the caller filters on anyway, the
+// user's creation, or a client's once its admin events show it.
 const minuteFloor = (ms: number) => Math.floor(ms / 60_000) * 60_000;
 /**
  * Nothing Keycloak records about a user predates the user: both are stamped from its clock. The
@@ -593,19 +593,34 @@ export class KeycloakProvider implements IdentityProvider {
   }
 
   /**
-   * A client's admin events. A client has no creation time, but one made with service accounts on
-   * got its service account at the same moment: searched from there, the answer is whole once it
-   * holds the client's creation (nothing about the client precedes it) or is full. Otherwise
-   * (service accounts turned on later, or that event expired) the search runs again unbounded.
+   * A client's admin events, and whether they show its creation. A client has no creation time,
+   * but one made with service accounts on got its service account at the same moment: searched
+   * from there, the answer is whole once it holds the client's creation (nothing about the client
+   * precedes it) or is full. Otherwise (service accounts turned on later, or that event expired)
+   * the search runs again unbounded.
    */
-  private async clientAdminEvents(realm: string, client: ClientRep, serviceAccount: UserRep | undefined): Promise<AdminEventRep[]> {
+  private async clientAdminEvents(realm: string, client: ClientRep, from: number | undefined): Promise<{ events: AdminEventRep[]; born: boolean }> {
     const resource = `clients/${client.id}`;
-    const from = serviceAccount && createdFrom(serviceAccount);
     if (from !== undefined) {
       const found = await this.adminEvents(realm, resource, from);
-      if (found.length >= SEARCH_MAX || found.some((e) => e.operationType === 'CREATE' && e.resourcePath === resource)) return found;
+      const born = found.some((e) => e.operationType === 'CREATE' && e.resourcePath === resource);
+      if (born || found.length >= SEARCH_MAX) return { events: found, born };
     }
-    return this.adminEvents(realm, resource);
+    return { events: await this.adminEvents(realm, resource), born: false };
+  }
+
+  /**
+   * Login events through a client (its grants, and sign-ins through it), newest first. A search by
+   * client is unbounded unless the client's admin events show it was made at `from` or later: then
+   * nothing through it precedes `from` (an earlier client of the same name was another client).
+   * The bounded search runs beside that proof, and again unbounded when the proof does not come.
+   */
+  private async clientLoginEvents(realm: string, client: ClientRep, from: number | undefined, admin: Promise<{ born: boolean }>, since?: number): Promise<EventRep[]> {
+    const by = { client: client.clientId };
+    const bounded = from === undefined ? undefined : this.events(realm, { ...by, dateFrom: from }, since);
+    const [{ born }, found] = await Promise.all([admin, bounded]);
+    // Unbounded, it is the grant search of a client without a service account (liveGrants): beside that cut, its answer serves.
+    return born && found ? found : this.events(realm, by, since);
   }
 
   /**
@@ -881,13 +896,16 @@ export class KeycloakProvider implements IdentityProvider {
     const event = (e: EventRep) => ({ time: iso(e.time), type: e.type, clientId: e.clientId, userId: e.userId, sessionId: e.sessionId, ipAddress: e.ipAddress, error: e.error, details: e.details && stripSecrets(e.details) });
     const body: Record<EvidenceKind, () => Promise<unknown>> = {
       'auth-events': async () => {
-        // A client has no creation time: its login events stay an unbounded search. The search by
-        // user is the one a client's suppression made (liveGrants): beside it, its answer serves.
-        const [byUser, byClient, clientAdmin, userAdmin] = await Promise.all([
+        // A client's searches start at its service account's creation when its admin events prove
+        // it no older. The search by user is the one a client's suppression made (liveGrants):
+        // beside it, its answer serves.
+        const from = u && createdFrom(u);
+        const admin = c ? this.clientAdminEvents(r, c, from) : Promise.resolve({ events: [], born: false });
+        const [byUser, byClient, { events: clientAdmin }, userAdmin] = await Promise.all([
           u ? this.events(r, { user: u.id }, since) : [],
-          c ? this.events(r, { client: c.clientId }, since) : [],
-          c ? this.clientAdminEvents(r, c, u) : [],
-          u ? this.adminEvents(r, `users/${u.id}`, createdFrom(u)) : [],
+          c ? this.clientLoginEvents(r, c, from, admin, since) : [],
+          admin,
+          u ? this.adminEvents(r, `users/${u.id}`, from) : [],
         ]);
         const seen = new Set<string>();
         const login = [...byUser, ...byClient].filter((e) => !seen.has(`${e.time}${e.type}${e.sessionId}`) && seen.add(`${e.time}${e.type}${e.sessionId}`)).sort((a, b) => b.time - a.time);
