@@ -617,10 +617,10 @@ export class KeycloakProvider implements IdentityProvider {
    */
   private async clientLoginEvents(realm: string, client: ClientRep, from: number | undefined, admin: Promise<{ born: boolean }>, since?: number): Promise<EventRep[]> {
     const by = { client: client.clientId };
-    const bounded = from === undefined ? undefined : this.events(realm, { ...by, dateFrom: from }, since);
-    const [{ born }, found] = await Promise.all([admin, bounded]);
     // Unbounded, it is the grant search of a client without a service account (liveGrants): beside that cut, its answer serves.
-    return born && found ? found : this.events(realm, by, since);
+    if (from === undefined) return this.events(realm, by, since);
+    const [{ born }, found] = await Promise.all([admin, this.events(realm, { ...by, dateFrom: from }, since)]);
+    return born ? found : this.events(realm, by, since);
   }
 
   /**
