@@ -52,7 +52,8 @@ export interface Rate extends Percentiles {
   accepted?: Percentiles;
   /**
    * Time to suppress only, in two parts: the client's request → the worker's first suppression
-   * call began (the engine and the worker), and that call → the last acknowledgement (the provider).
+   * call began (the engine and the worker), and that call → the last acknowledgement (the provider,
+   * and any wait for the worker's event loop).
    */
   called?: Percentiles;
   inProvider?: Percentiles;

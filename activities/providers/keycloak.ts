@@ -593,34 +593,22 @@ export class KeycloakProvider implements IdentityProvider {
   }
 
   /**
-   * A client's admin events, and whether they show its creation. A client has no creation time,
-   * but one made with service accounts on got its service account at the same moment: searched
-   * from there, the answer is whole once it holds the client's creation (nothing about the client
-   * precedes it) or is full. Otherwise (service accounts turned on later, or that event expired)
-   * the search runs again unbounded.
+   * A client's admin events, and its login events by client id (its grants, and sign-ins through
+   * it), newest first. A client has no creation time, but one made with service accounts on got
+   * its service account at the same moment: both are searched from there, and both answers stand
+   * once the admin events hold the client's own creation (nothing about or through the client
+   * precedes it; an earlier client of the same name was another client). A full answer of admin
+   * events stands too. Otherwise (service accounts turned on later, or that event expired) what
+   * does not stand is searched again unbounded.
    */
-  private async clientAdminEvents(realm: string, client: ClientRep, from: number | undefined): Promise<{ events: AdminEventRep[]; born: boolean }> {
+  private async clientEvents(realm: string, client: ClientRep, from: number | undefined, since?: number): Promise<{ admin: AdminEventRep[]; login: EventRep[] }> {
     const resource = `clients/${client.id}`;
-    if (from !== undefined) {
-      const found = await this.adminEvents(realm, resource, from);
-      const born = found.some((e) => e.operationType === 'CREATE' && e.resourcePath === resource);
-      if (born || found.length >= SEARCH_MAX) return { events: found, born };
-    }
-    return { events: await this.adminEvents(realm, resource), born: false };
-  }
-
-  /**
-   * Login events through a client (its grants, and sign-ins through it), newest first. A search by
-   * client is unbounded unless the client's admin events show it was made at `from` or later: then
-   * nothing through it precedes `from` (an earlier client of the same name was another client).
-   * The bounded search runs beside that proof, and again unbounded when the proof does not come.
-   */
-  private async clientLoginEvents(realm: string, client: ClientRep, from: number | undefined, admin: Promise<{ born: boolean }>, since?: number): Promise<EventRep[]> {
     const by = { client: client.clientId };
-    // Unbounded, it is the grant search of a client without a service account (liveGrants): beside that cut, its answer serves.
-    if (from === undefined) return this.events(realm, by, since);
-    const [{ born }, found] = await Promise.all([admin, this.events(realm, { ...by, dateFrom: from }, since)]);
-    return born ? found : this.events(realm, by, since);
+    // Unbounded, the login search is also the grant search of a client without a service account (liveGrants): beside that cut, its answer serves.
+    const [admin, login] = await Promise.all([this.adminEvents(realm, resource, from), this.events(realm, from === undefined ? by : { ...by, dateFrom: from }, since)]);
+    if (from === undefined || admin.some((e) => e.operationType === 'CREATE' && e.resourcePath === resource)) return { admin, login };
+    const [allAdmin, allLogin] = await Promise.all([admin.length >= SEARCH_MAX ? admin : this.adminEvents(realm, resource), this.events(realm, by, since)]);
+    return { admin: allAdmin, login: allLogin };
   }
 
   /**
@@ -900,19 +888,17 @@ export class KeycloakProvider implements IdentityProvider {
         // it no older. The search by user is the one a client's suppression made (liveGrants):
         // beside it, its answer serves.
         const from = u && createdFrom(u);
-        const admin = c ? this.clientAdminEvents(r, c, from) : Promise.resolve({ events: [], born: false });
-        const [byUser, byClient, { events: clientAdmin }, userAdmin] = await Promise.all([
+        const [byUser, client, userAdmin] = await Promise.all([
           u ? this.events(r, { user: u.id }, since) : [],
-          c ? this.clientLoginEvents(r, c, from, admin, since) : [],
-          admin,
+          c ? this.clientEvents(r, c, from, since) : { admin: [], login: [] },
           u ? this.adminEvents(r, `users/${u.id}`, from) : [],
         ]);
         const seen = new Set<string>();
-        const login = [...byUser, ...byClient].filter((e) => !seen.has(`${e.time}${e.type}${e.sessionId}`) && seen.add(`${e.time}${e.type}${e.sessionId}`)).sort((a, b) => b.time - a.time);
+        const login = [...byUser, ...client.login].filter((e) => !seen.has(`${e.time}${e.type}${e.sessionId}`) && seen.add(`${e.time}${e.type}${e.sessionId}`)).sort((a, b) => b.time - a.time);
         return {
           source: 'Keycloak login and admin events (kept while the realm stores events)',
           login: login.map(event),
-          admin: [...clientAdmin, ...userAdmin]
+          admin: [...client.admin, ...userAdmin]
             .sort((a, b) => b.time - a.time)
             .map((a) => ({ time: iso(a.time), operation: a.operationType, resourceType: a.resourceType, resourcePath: a.resourcePath, by: a.authDetails, error: a.error })),
         };
