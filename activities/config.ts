@@ -36,6 +36,9 @@ const Env = z.object({
   // of the worker's 40 workflow-task slots until evidence returns: false moves it to an activity
   // of its own, for providers whose evidence is slow (an export that takes minutes).
   CORDON_EVIDENCE_IN_TASK: z.enum(['true', 'false'], { message: 'CORDON_EVIDENCE_IN_TASK is true or false' }).default('true'),
+  // The SDK's promise hook records a source-mapped stack for every workflow promise, for the UI's
+  // Stack Trace tab: about a quarter of the worker's CPU. Off unless asked for (workflows/quiet-promise-stacks.ts).
+  CORDON_WORKFLOW_STACK_TRACES: z.enum(['true', 'false'], { message: 'CORDON_WORKFLOW_STACK_TRACES is true or false' }).default('false'),
   CORDON_POSTGRES_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'CORDON_POSTGRES_URL is a postgres:// URL' }).optional(),
   CORDON_REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'CORDON_REDIS_URL is a redis:// URL' }).optional(),
   CORDON_POLICY: z.string().min(1).optional(),
@@ -95,6 +98,8 @@ export interface CordonConfig {
   warmUp: boolean;
   /** v5: evidence as a local activity in the task that suppresses, or an activity of its own. */
   evidenceInTask: boolean;
+  /** The `__stack_trace` query answers (the SDK's promise hook records stacks): CPU per containment. */
+  workflowStackTraces: boolean;
   postgresUrl?: string;
   redisUrl?: string;
   /** The approved policy file (undefined: the shipped default). */
@@ -144,6 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CordonConfig {
     workflowHeapMb: e.CORDON_WORKFLOW_HEAP_MB,
     warmUp: e.CORDON_WARM_UP === 'true',
     evidenceInTask: e.CORDON_EVIDENCE_IN_TASK === 'true',
+    workflowStackTraces: e.CORDON_WORKFLOW_STACK_TRACES === 'true',
     postgresUrl: e.CORDON_POSTGRES_URL,
     redisUrl: e.CORDON_REDIS_URL,
     policyFile: e.CORDON_POLICY ? resolve(e.CORDON_POLICY) : undefined,

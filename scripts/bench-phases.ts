@@ -19,7 +19,7 @@ import type { Policy } from '../workflows/policy';
 import { ContainmentState, type CordonRole, type IdentitySignal, type Scope, type SuppressionAction, type SuppressionResult } from '../workflows/schemas';
 import type { FirstStep } from '../workflows/contract';
 import { noop } from '../activities/containment';
-import { createCordonWorker, quietBundlerLogger } from '../workers/worker';
+import { createCordonWorker, preloadModules, quietBundlerLogger } from '../workers/worker';
 import { approvalLadder, labIdentity, policyWith, signal, timedLadder } from '../test/fixtures';
 import { benchIds, ShardedLab, labBench, type BenchProvider } from './bench-providers';
 import { mapLimit, percentiles, sleep, type Percentiles, type Progress } from './measure';
@@ -133,7 +133,7 @@ async function withFloorWorker<T>(b: Bench, fn: (taskQueue: string) => Promise<T
     connection: b.connection,
     namespace: b.namespace,
     taskQueue,
-    workflowBundle: await (floorBundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/engine-floor'), logger: quietBundlerLogger })),
+    workflowBundle: await (floorBundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/engine-floor'), preloadModules: preloadModules({ stackTraces: config.workflowStackTraces }), logger: quietBundlerLogger })),
     activities: {
       noop: async (tag: string) => {
         const r = await noop(tag);

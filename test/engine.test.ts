@@ -4,12 +4,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { ApplicationFailure, Client, Connection } from '@temporalio/client';
 import { startDevServer } from '../scripts/dev-server';
 import { resolveTemporalCli } from '../scripts/temporal-cli';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { workflowBundle } from '../workers/worker';
 import { closeTestEnv, isolatedConfig, testEnv, withWorker } from './harness';
+import { approvalLadder, policyWith } from './fixtures';
+import { scenario } from './scenario';
 
 after(closeTestEnv);
 
@@ -34,6 +36,29 @@ test('zod is preloaded once per workflow thread, not evaluated again for every c
   assert.ok(preload, 'the bundle has a preloadModules function');
   const body = preload[1] ?? '';
   assert.match(body, /__webpack_require__\([^)]*"\.\/workflows\/shared-zod\.ts"\)/, `preloadModules loads shared-zod.ts: ${body.trim()}`);
+});
+
+test('the promise hook\'s stacks are off unless asked for; an error thrown in workflow code keeps its frames either way', async () => {
+  for (const stackTraces of [false, true]) {
+    const preload = /exports\.preloadModules = function preloadModules\(\) \{([^}]*)\}/.exec((await workflowBundle({ stackTraces })).code)?.[1] ?? '';
+    // First, so the realm's formatter is in place before any other module makes a promise.
+    assert.equal(/^\s*__webpack_require__\([^)]*"\.\/workflows\/quiet-promise-stacks\.ts"\)/.test(preload), !stackTraces, `stack traces ${stackTraces}: ${preload.trim()}`);
+    await scenario({ policy: policyWith(approvalLadder()), config: { workflowStackTraces: stackTraces } }, async (sc) => {
+      const { waiting } = await sc.until('approval to restrict', (s) => s.waiting?.stage === 'restrict');
+      const handle = sc.client.workflow.getHandle(sc.workflowId);
+      // What the Temporal UI's Stack Trace tab shows: where the ladder waits, or nothing.
+      const stacks = await handle.query<string>('__stack_trace');
+      if (stackTraces) assert.match(stacks, /workflows\/containment\.ts/, stacks);
+      else assert.equal(stacks, '');
+      // Refused in workflow code (no token): the failure carries the stack it was thrown with.
+      const refused = await handle.executeUpdate('command', { args: [{ type: 'advance', reason: 'no token', gate: waiting!.gate }] }).then(
+        () => assert.fail('a command without a token is refused'),
+        (err: Error) => err.cause,
+      );
+      assert.ok(refused instanceof ApplicationFailure, String(refused));
+      assert.match(refused.stack ?? '', /^\s+at reject \(.+:\d+:\d+\)$/m, refused.stack);
+    });
+  }
 });
 
 test('a containment takes its schemas from the copy its workflow thread shares, never evaluates its own', async () => {

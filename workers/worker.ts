@@ -13,16 +13,28 @@ import { createTransmitActivities, receiversFor } from '../activities/ssf-transm
 import { openStateStores } from '../activities/stores';
 import type { ApprovedPolicy } from '../workflows/contract';
 
-let bundle: Promise<WorkflowBundle> | undefined;
+const bundles = new Map<boolean, Promise<WorkflowBundle>>();
 
-/** Bundles workflows/ once per process; every worker in the process reuses it. */
-export function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    // Evaluated once per workflow thread and shared by every containment (see the modules).
-    preloadModules: [require.resolve('../workflows/shared-zod'), require.resolve('../workflows/shared-schemas')],
-    logger: quietBundlerLogger,
-  });
+/**
+ * What a workflow thread evaluates before its first workflow, for a bundle of `workflowsPath`:
+ * with `stackTraces` off, the realm's quiet `Error.prepareStackTrace` (see the module).
+ */
+export function preloadModules({ stackTraces }: { stackTraces: boolean }): string[] {
+  return stackTraces ? [] : [require.resolve('../workflows/quiet-promise-stacks')];
+}
+
+/** Bundles workflows/ once per process and setting; every worker in the process reuses it. */
+export function workflowBundle({ stackTraces = false }: { stackTraces?: boolean } = {}): Promise<WorkflowBundle> {
+  let bundle = bundles.get(stackTraces);
+  if (!bundle) {
+    bundle = bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows'),
+      // Evaluated once per workflow thread and shared by every containment (see the modules).
+      preloadModules: [...preloadModules({ stackTraces }), require.resolve('../workflows/shared-zod'), require.resolve('../workflows/shared-schemas')],
+      logger: quietBundlerLogger,
+    });
+    bundles.set(stackTraces, bundle);
+  }
   return bundle;
 }
 
@@ -81,7 +93,7 @@ export async function createCordonWorker(o: CordonWorkerOptions): Promise<Cordon
       connection: o.connection,
       namespace: o.namespace,
       taskQueue: o.config.taskQueue,
-      workflowBundle: await workflowBundle(),
+      workflowBundle: await workflowBundle({ stackTraces: o.config.workflowStackTraces }),
       activities,
       shutdownGraceTime: o.shutdownGraceTime ?? '10s',
       maxCachedWorkflows: o.config.maxCachedWorkflows,
