@@ -37,7 +37,8 @@ const Env = z.object({
   // of its own, for providers whose evidence is slow (an export that takes minutes).
   CORDON_EVIDENCE_IN_TASK: z.enum(['true', 'false'], { message: 'CORDON_EVIDENCE_IN_TASK is true or false' }).default('true'),
   // The SDK's promise hook records a source-mapped stack for every workflow promise, for the UI's
-  // Stack Trace tab: about a quarter of the worker's CPU. Off unless asked for (workflows/quiet-promise-stacks.ts).
+  // Stack Trace tab: 13-24% of the worker's CPU per containment, measured. Off unless asked for
+  // (workflows/quiet-promise-stacks.ts).
   CORDON_WORKFLOW_STACK_TRACES: z.enum(['true', 'false'], { message: 'CORDON_WORKFLOW_STACK_TRACES is true or false' }).default('false'),
   CORDON_POSTGRES_URL: z.url({ protocol: /^postgres(ql)?$/, message: 'CORDON_POSTGRES_URL is a postgres:// URL' }).optional(),
   CORDON_REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'CORDON_REDIS_URL is a redis:// URL' }).optional(),

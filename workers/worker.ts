@@ -16,8 +16,8 @@ import type { ApprovedPolicy } from '../workflows/contract';
 const bundles = new Map<boolean, Promise<WorkflowBundle>>();
 
 /**
- * What a workflow thread evaluates before its first workflow, for a bundle of `workflowsPath`:
- * with `stackTraces` off, the realm's quiet `Error.prepareStackTrace` (see the module).
+ * Modules every bundle's workflow threads evaluate before their first workflow (Cordon's and the
+ * bench's floor): with stack traces off, the realm's quiet `Error.prepareStackTrace` (see the module).
  */
 export function preloadModules({ stackTraces }: { stackTraces: boolean }): string[] {
   return stackTraces ? [] : [require.resolve('../workflows/quiet-promise-stacks')];

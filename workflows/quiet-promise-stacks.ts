@@ -1,8 +1,8 @@
 // Preloaded into each workflow thread unless CORDON_WORKFLOW_STACK_TRACES=true (workers/worker.ts).
 // The SDK's promise hook builds a source-mapped stack trace for every promise workflow code
 // creates, so that the `__stack_trace` query (the Temporal UI's Stack Trace tab) can say where a
-// workflow waits; it has no switch, and it costs about a quarter of the worker's CPU per
-// containment (README, "Performance"). Node asks an error's own realm for `Error.prepareStackTrace`
+// workflow waits; it has no switch, and it cost 13-24% of the worker's CPU per containment
+// (README, "Performance"). Node asks an error's own realm for `Error.prepareStackTrace`
 // before the worker thread's, where the SDK formats and records those stacks: with one set here,
 // the hook gets an empty stack back and records nothing. It must be set before the SDK freezes
 // the realm's globals, which happens right after preloading.
