@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { searchAttributeFlags } from '../workflows/search-attributes';
-import { ENGINE_TUNING } from './engine-tuning';
+import { ENGINE_TUNING, SQLITE_PRAGMAS } from './engine-tuning';
 
 export interface DevServerOptions {
   cli: string;
@@ -26,6 +26,8 @@ export interface DevServerOptions {
   onSpawn?: (pid: number) => void;
   /** Dynamic config on top of ENGINE_TUNING (a value of null drops a tuned key). */
   dynamicConfig?: Record<string, string | number | boolean | null>;
+  /** SQLite pragmas for dbFile on top of SQLITE_PRAGMAS (a value of null drops one). */
+  sqlitePragmas?: Record<string, string | null>;
 }
 
 
@@ -35,6 +37,13 @@ export function dynamicConfigFlags(extra: DevServerOptions['dynamicConfig'] = {}
   return Object.entries(merged)
     .filter(([, v]) => v !== null)
     .flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]);
+}
+
+/** `--sqlite-pragma key=value` flags for a database file. */
+export function sqlitePragmaFlags(extra: DevServerOptions['sqlitePragmas'] = {}): string[] {
+  return Object.entries({ ...SQLITE_PRAGMAS, ...extra })
+    .filter((e): e is [string, string] => e[1] !== null)
+    .flatMap(([k, v]) => ['--sqlite-pragma', `${k}=${v}`]);
 }
 
 export interface DevServer {
@@ -69,7 +78,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', o.namespace ?? 'default', '--log-level', o.logLevel ?? 'error', ...searchAttributeFlags(), ...dynamicConfigFlags(o.dynamicConfig)];
   if (o.dbFile) {
     mkdirSync(dirname(o.dbFile), { recursive: true });
-    args.push('--db-filename', o.dbFile);
+    args.push('--db-filename', o.dbFile, ...sqlitePragmaFlags(o.sqlitePragmas));
   }
   if (uiPort) args.push('--ui-port', String(uiPort));
   else args.push('--headless');

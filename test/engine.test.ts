@@ -1,6 +1,6 @@
 // The foundation: a real workflow runs end to end on the real dev server through a real worker.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -86,7 +86,7 @@ test('the server registered every Cordon search attribute', async () => {
   for (const key of ALL_SEARCH_ATTRIBUTES) assert.ok(res.customAttributes?.[key.name] !== undefined, `${key.name} is not registered`);
 });
 
-test('a workflow started before a dev server restart is still there after it (SQLite file)', async () => {
+test('a workflow started before a dev server crash is still there after it (SQLite file, WAL)', async () => {
   const cli = await resolveTemporalCli({ build: false });
   assert.ok(cli.path, 'the temporal CLI must be available locally for this test');
   const dbFile = join(mkdtempSync(join(tmpdir(), 'cordon-db-')), 'temporal.db');
@@ -97,7 +97,9 @@ test('a workflow started before a dev server restart is still there after it (SQ
     const client = new Client({ connection: await Connection.connect({ address: server.address }) });
     await client.workflow.start('engineFloor', { taskQueue: 'nobody-polls-this', workflowId, args: ['x'] });
     await client.connection.close();
-    await server.stop();
+    // WAL mode (SQLITE_PRAGMAS): commits append to the log, and a crash leaves it for the next start.
+    assert.ok(statSync(`${dbFile}-wal`).size > 0, 'the dev server writes through a write-ahead log');
+    await server.stop('SIGKILL'); // a crash: no checkpoint, no clean close
     server = await startDevServer({ cli: cli.path, dbFile, headless: true, port });
     const again = new Client({ connection: await Connection.connect({ address: server.address }) });
     const description = await again.workflow.getHandle(workflowId).describe();
