@@ -1,6 +1,6 @@
 // The client library: start or join a containment from a signal, steer it, describe and list.
 // Everything is validated here first, so bad input is refused before anything reaches Temporal.
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
 import { z } from 'zod';
 import type { ContainmentInput } from '../workflows/containment';
 import type { JWK } from 'jose';
@@ -75,36 +75,43 @@ export async function submitSignal(client: Client, rawSignal: unknown, o: Submit
     }
   }
   const workflowId = o.dryRun ? dryRunWorkflowId(signal) : containmentWorkflowId(signal);
-  if (!o.dryRun) {
-    const closedRun = await closedRunThatSaw(client, workflowId, signal.signalId);
-    if (closedRun) return { workflowId, runId: closedRun, signal, duplicateOf: closedRun };
-  }
   const input: ContainmentInput = { signal, dryRun: o.dryRun, candidatePolicy: o.policy, evidenceFirst: o.evidenceFirst, historyLimit: o.historyLimit };
-  const handle = await client.workflow.signalWithStart<(i: ContainmentInput) => Promise<ContainmentState>, [IdentitySignal]>('containment', {
-    workflowId,
-    taskQueue: o.taskQueue,
-    args: [input],
-    signal: identitySignal,
-    signalArgs: [signal],
-    // On purpose: a running containment is joined; a closed one is followed by a new run.
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    typedSearchAttributes: [
-      { key: SA.identity, value: signal.identityId },
-      { key: SA.provider, value: signal.provider },
-      { key: SA.kind, value: signal.identityKind },
-      { key: SA.stage, value: 'new' },
-      { key: SA.status, value: 'suppressing' },
-      { key: SA.trigger, value: signal.trigger },
-      { key: SA.risk, value: signal.riskScore },
-      { key: SA.waitingFor, value: 'none' },
-      // Set at start too, so the ready-made views leave a dry run out from its first moment.
-      { key: SA.dryRun, value: !!o.dryRun },
-    ],
-    staticSummary: `${o.dryRun ? 'DRY RUN: ' : ''}contain ${signal.identityKind} ${signal.identityId} on ${signal.provider} (${signal.trigger}, confidence ${signal.confidence})`,
-    staticDetails: `Signal ${signal.signalId} from ${signal.source} at ${signal.observedAt}, risk ${signal.riskScore}, criticality ${signal.assetCriticality}. The plan comes from the worker's approved policy: see the current details.`,
-  });
-  return { workflowId, runId: handle.signaledRunId, signal };
+  const start = (reuse: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE') =>
+    client.workflow.signalWithStart<(i: ContainmentInput) => Promise<ContainmentState>, [IdentitySignal]>('containment', {
+      workflowId,
+      taskQueue: o.taskQueue,
+      args: [input],
+      signal: identitySignal,
+      signalArgs: [signal],
+      // A running containment is joined (USE_EXISTING); the reuse policy decides for a closed one.
+      workflowIdReusePolicy: reuse,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      typedSearchAttributes: [
+        { key: SA.identity, value: signal.identityId },
+        { key: SA.provider, value: signal.provider },
+        { key: SA.kind, value: signal.identityKind },
+        { key: SA.stage, value: 'new' },
+        { key: SA.status, value: 'suppressing' },
+        { key: SA.trigger, value: signal.trigger },
+        { key: SA.risk, value: signal.riskScore },
+        { key: SA.waitingFor, value: 'none' },
+        // Set at start too, so the ready-made views leave a dry run out from its first moment.
+        { key: SA.dryRun, value: !!o.dryRun },
+      ],
+      staticSummary: `${o.dryRun ? 'DRY RUN: ' : ''}contain ${signal.identityKind} ${signal.identityId} on ${signal.provider} (${signal.trigger}, confidence ${signal.confidence})`,
+      staticDetails: `Signal ${signal.signalId} from ${signal.source} at ${signal.observedAt}, risk ${signal.riskScore}, criticality ${signal.assetCriticality}. The plan comes from the worker's approved policy: see the current details.`,
+    });
+  if (o.dryRun) return { workflowId, runId: (await start('ALLOW_DUPLICATE')).signaledRunId, signal };
+  // No look first: a new identity (every one in a burst) costs one round trip. Only when a closed
+  // run holds the id is it asked whether it saw this signal, and a new run started if not.
+  try {
+    return { workflowId, runId: (await start('REJECT_DUPLICATE')).signaledRunId, signal };
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  const closedRun = await closedRunThatSaw(client, workflowId, signal.signalId);
+  if (closedRun) return { workflowId, runId: closedRun, signal, duplicateOf: closedRun };
+  return { workflowId, runId: (await start('ALLOW_DUPLICATE')).signaledRunId, signal };
 }
 
 /** The closed latest run of `workflowId` if it already saw `signalId` (its result lists every signal it saw). */

@@ -19,7 +19,7 @@ import { intake, type IntakeResult } from './bench-intake';
 import { coldStart, type ColdStart } from './bench-cold';
 import { engineFloor, evidenceFirst, fileSize, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
 import { startDevServer } from './dev-server';
-import { ENGINE_TUNING } from './engine-tuning';
+import { ENGINE_TUNING, SQLITE_PRAGMAS } from './engine-tuning';
 import { Progress } from './measure';
 import { resolveTemporalCli } from './temporal-cli';
 import { resolveTemporalServer } from './temporal-server';
@@ -72,6 +72,8 @@ interface EngineFacts {
   scaleWorkers: number;
   shards?: number;
   dynamicConfig?: Record<string, unknown>;
+  /** The dev server's SQLite pragmas (absent in reports from before they were set: SQLite's defaults). */
+  sqlitePragmas?: Record<string, string>;
 }
 
 interface Report {
@@ -125,7 +127,8 @@ function table(headers: string[], rows: Array<Array<string | number>>): string {
 
 function engineLine(e: EngineFacts): string {
   const dc = Object.entries(e.dynamicConfig ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ');
-  if (e.kind === 'dev') return `engine: dev server (SQLite), ${e.version}, up in ${e.startedInMs} ms; dynamic config ${dc || 'none (before the tuning)'}`;
+  const pragmas = Object.entries(e.sqlitePragmas ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
+  if (e.kind === 'dev') return `engine: dev server (SQLite${pragmas ? `, ${pragmas}` : ''}), ${e.version}, up in ${e.startedInMs} ms; dynamic config ${dc || 'none (before the tuning)'}`;
   return `engine: cluster (Temporal server on PostgreSQL, ${e.shards} history shards), ${e.version}, up in ${e.startedInMs} ms; scale phase on ${e.scaleWorkers} worker(s); dynamic config ${dc}`;
 }
 
@@ -364,7 +367,7 @@ async function startEngine(o: Options, root: string): Promise<RunningEngine> {
   return {
     address: server.address,
     binary: cli.path,
-    facts: { kind: 'dev', version: run(cli.path, ['--version']), startedInMs: server.startedInMs, scaleWorkers, dynamicConfig: Object.fromEntries(Object.entries({ ...ENGINE_TUNING, ...extra }).filter(([, v]) => v !== null)) },
+    facts: { kind: 'dev', version: run(cli.path, ['--version']), startedInMs: server.startedInMs, scaleWorkers, dynamicConfig: Object.fromEntries(Object.entries({ ...ENGINE_TUNING, ...extra }).filter(([, v]) => v !== null)), sqlitePragmas: SQLITE_PRAGMAS },
     dbSize: async () => ({ bytes: fileSize(dbFile), walBytes: fileSize(`${dbFile}-wal`) }),
     stop: () => server.stop(),
   };
