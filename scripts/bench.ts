@@ -47,6 +47,7 @@ const Options = z.object({
   workers: z.coerce.number().int().min(1).max(8).optional(),
   shards: z.coerce.number().int().min(1).max(16384),
   dynamicConfig: z.array(z.string().regex(/^[A-Za-z0-9_.]+=.+$/, 'dynamic config values are key=value')).default([]),
+  sqlitePragma: z.array(z.string().regex(/^[a-z_]+=[A-Za-z0-9_]+$/, 'sqlite pragmas are name=value (letters, digits, _)')).default([]),
   phases: z
     .string()
     .transform((v) => v.split(',').map((x) => x.trim()))
@@ -363,11 +364,13 @@ async function startEngine(o: Options, root: string): Promise<RunningEngine> {
   if (!cli.path) throw new Error('no temporal CLI: set TEMPORAL_CLI_PATH, put `temporal` on PATH, or install Go >= 1.25 (see README)');
   const dbFile = join(root, 'temporal.db');
   const extra = parseDynamicConfig(o.dynamicConfig) as Record<string, string | number | boolean | null>;
-  const server = await startDevServer({ cli: cli.path, dbFile, headless: true, logLevel: 'error', dynamicConfig: extra });
+  // name=null drops one of SQLITE_PRAGMAS (both null: SQLite's own defaults, the journal before the WAL).
+  const pragmas = Object.fromEntries(o.sqlitePragma.map((kv) => kv.split('=') as [string, string]).map(([k, v]) => [k, v === 'null' ? null : v]));
+  const server = await startDevServer({ cli: cli.path, dbFile, headless: true, logLevel: 'error', dynamicConfig: extra, sqlitePragmas: pragmas });
   return {
     address: server.address,
     binary: cli.path,
-    facts: { kind: 'dev', version: run(cli.path, ['--version']), startedInMs: server.startedInMs, scaleWorkers, dynamicConfig: Object.fromEntries(Object.entries({ ...ENGINE_TUNING, ...extra }).filter(([, v]) => v !== null)), sqlitePragmas: SQLITE_PRAGMAS },
+    facts: { kind: 'dev', version: run(cli.path, ['--version']), startedInMs: server.startedInMs, scaleWorkers, dynamicConfig: Object.fromEntries(Object.entries({ ...ENGINE_TUNING, ...extra }).filter(([, v]) => v !== null)), sqlitePragmas: Object.fromEntries(Object.entries({ ...SQLITE_PRAGMAS, ...pragmas }).filter((e): e is [string, string] => e[1] !== null)) },
     dbSize: async () => ({ bytes: fileSize(dbFile), walBytes: fileSize(`${dbFile}-wal`) }),
     stop: () => server.stop(),
   };
@@ -409,6 +412,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--max-cached <n>', "the scale phase's workers keep at most n workflows in memory (default: the worker's, CORDON_MAX_CACHED_WORKFLOWS)")
     .option('--shards <n>', 'cluster: history shards', '4')
     .option('--dynamic-config <key=value>', 'a server dynamic config value (repeatable; null removes a tuned one)', (v: string, all: string[]) => [...all, v], [])
+    .option('--sqlite-pragma <name=value>', 'dev server: a SQLite pragma on top of the defaults (repeatable; null drops one)', (v: string, all: string[]) => [...all, v], [])
     .option('--evidence-ms <ms>', 'lab evidence delay for the evidence-first comparison', '2000')
     .option('--phases <list>', `comma-separated phases to run (${PHASES.join(',')})`, PHASES.join(','))
     .option('--skip-scale', 'skip the scale phase')
