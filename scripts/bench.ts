@@ -18,8 +18,8 @@ import { attackerCutoff, realBenchProviders, type Cutoff } from './bench-real-pr
 import { intake, type IntakeResult } from './bench-intake';
 import { coldStart, type ColdStart } from './bench-cold';
 import { engineFloor, evidenceFirst, fileSize, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
-import { startDevServer } from './dev-server';
-import { ENGINE_TUNING, SQLITE_PRAGMAS } from './engine-tuning';
+import { sqlitePragmasWith, startDevServer } from './dev-server';
+import { ENGINE_TUNING } from './engine-tuning';
 import { Progress } from './measure';
 import { resolveTemporalCli } from './temporal-cli';
 import { resolveTemporalServer } from './temporal-server';
@@ -364,13 +364,13 @@ async function startEngine(o: Options, root: string): Promise<RunningEngine> {
   if (!cli.path) throw new Error('no temporal CLI: set TEMPORAL_CLI_PATH, put `temporal` on PATH, or install Go >= 1.25 (see README)');
   const dbFile = join(root, 'temporal.db');
   const extra = parseDynamicConfig(o.dynamicConfig) as Record<string, string | number | boolean | null>;
-  // name=null drops one of SQLITE_PRAGMAS (both null: SQLite's own defaults, the journal before the WAL).
+  // name=null drops one of the defaults (both null: SQLite's own, the journal before the WAL).
   const pragmas = Object.fromEntries(o.sqlitePragma.map((kv) => kv.split('=') as [string, string]).map(([k, v]) => [k, v === 'null' ? null : v]));
   const server = await startDevServer({ cli: cli.path, dbFile, headless: true, logLevel: 'error', dynamicConfig: extra, sqlitePragmas: pragmas });
   return {
     address: server.address,
     binary: cli.path,
-    facts: { kind: 'dev', version: run(cli.path, ['--version']), startedInMs: server.startedInMs, scaleWorkers, dynamicConfig: Object.fromEntries(Object.entries({ ...ENGINE_TUNING, ...extra }).filter(([, v]) => v !== null)), sqlitePragmas: Object.fromEntries(Object.entries({ ...SQLITE_PRAGMAS, ...pragmas }).filter((e): e is [string, string] => e[1] !== null)) },
+    facts: { kind: 'dev', version: run(cli.path, ['--version']), startedInMs: server.startedInMs, scaleWorkers, dynamicConfig: Object.fromEntries(Object.entries({ ...ENGINE_TUNING, ...extra }).filter(([, v]) => v !== null)), sqlitePragmas: sqlitePragmasWith(pragmas) },
     dbSize: async () => ({ bytes: fileSize(dbFile), walBytes: fileSize(`${dbFile}-wal`) }),
     stop: () => server.stop(),
   };

@@ -39,11 +39,14 @@ export function dynamicConfigFlags(extra: DevServerOptions['dynamicConfig'] = {}
     .flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${JSON.stringify(v)}`]);
 }
 
+/** The pragmas a database file gets: SQLITE_PRAGMAS with `extra` on top, nulls dropped. */
+export function sqlitePragmasWith(extra: DevServerOptions['sqlitePragmas'] = {}): Record<string, string> {
+  return Object.fromEntries(Object.entries({ ...SQLITE_PRAGMAS, ...extra }).filter((e): e is [string, string] => e[1] !== null));
+}
+
 /** `--sqlite-pragma key=value` flags for a database file. */
-export function sqlitePragmaFlags(extra: DevServerOptions['sqlitePragmas'] = {}): string[] {
-  return Object.entries({ ...SQLITE_PRAGMAS, ...extra })
-    .filter((e): e is [string, string] => e[1] !== null)
-    .flatMap(([k, v]) => ['--sqlite-pragma', `${k}=${v}`]);
+function sqlitePragmaFlags(extra: DevServerOptions['sqlitePragmas']): string[] {
+  return Object.entries(sqlitePragmasWith(extra)).flatMap(([k, v]) => ['--sqlite-pragma', `${k}=${v}`]);
 }
 
 export interface DevServer {
