@@ -12,6 +12,7 @@ import { temporalTarget } from '../client/connection';
 import { startDevIssuer } from '../client/dev-issuer';
 import { uiBase, viewLines } from '../client/views';
 import { startDevServer, type DevServer } from './dev-server';
+import { STACK_CHILD_STDIO } from './stack-child';
 import { acquireStackLock, type StackLock } from './stack-lock';
 import { resolveTemporalCli } from './temporal-cli';
 
@@ -113,12 +114,12 @@ async function main(): Promise<void> {
     for (const line of viewLines(uiBase(), target.namespace)) console.log(`cordon: ${line}`);
   }
   if (stopping) return;
-  worker = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'workers', 'main.ts')], { stdio: 'inherit', env: workerEnv, detached: true });
+  worker = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'workers', 'main.ts')], { stdio: STACK_CHILD_STDIO, env: workerEnv, detached: true });
   lock.record({ workerPid: worker.pid });
   worker.once('exit', (code, sig) => void stop(`worker exited (${sig ?? code})`, code === 0 ? 0 : 1));
   // The HTTP API and Shared Signals endpoints, beside the worker and with the same settings.
   if (config.http.port) {
-    api = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'server', 'main.ts')], { stdio: 'inherit', env: workerEnv, detached: true });
+    api = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'server', 'main.ts')], { stdio: STACK_CHILD_STDIO, env: workerEnv, detached: true });
     lock.record({ apiPid: api.pid });
     api.once('exit', (code, sig) => void stop(`HTTP API exited (${sig ?? code})`, code === 0 ? 0 : 1));
   }

@@ -6,10 +6,12 @@ import { OperatorVerifier } from '../activities/operator-auth';
 import { loadSsfSettings } from '../activities/ssf-config';
 import { loadOrCreateSigningKey } from '../activities/ssf-keys';
 import { connectClient } from '../client/connection';
+import { stopWithStack } from '../scripts/stack-child';
 import { buildServer } from './app';
 import { replayWindowMs } from './ssf-receiver';
 
 async function main(): Promise<void> {
+  stopWithStack('cordon http');
   const config = loadConfig();
   if (!config.http.port) return console.error('cordon http: CORDON_HTTP_PORT=0: the HTTP API is off');
   const ssf = loadSsfSettings(config.ssf.file); // refuses to start on an invalid file, naming every problem

@@ -1,6 +1,7 @@
 // `npm start` as a user runs it: Ctrl-C at any moment leaves no Temporal server behind (the next
 // start then works on the same SQLite file), a second stack on one data folder is refused with a
-// clear message, and a server that cannot start is reported with its own error.
+// clear message, a stack killed with SIGKILL leaves no worker or HTTP API behind, and a server
+// that cannot start is reported with its own error.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -27,6 +28,22 @@ function serversOn(port: number): number[] {
     }
     const at = argv.indexOf('--port');
     if (argv.includes('start-dev') && at >= 0 && argv[at + 1] === String(port)) pids.push(Number(d));
+  }
+  return pids;
+}
+
+/** Pids of the worker and HTTP API processes of the stack on `dataDir` (read from /proc). */
+function stackChildren(dataDir: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      const env = readFileSync(`/proc/${d}/environ`, 'utf8').split('\0');
+      if (argv.some((a) => /(workers|server)\/main\.ts$/.test(a)) && env.includes(`CORDON_DATA_DIR=${dataDir}`)) pids.push(Number(d));
+    } catch {
+      continue; // gone meanwhile
+    }
   }
   return pids;
 }
@@ -150,9 +167,14 @@ describe('npm start', { skip: !existsSync('/proc/self/cmdline') && 'needs /proc 
     const killed = await npmStart(dataDir);
     await eventually(async () => killed.output().includes('dev server up') || (killed.child.exitCode !== null && 'exited'), 'the stack to start', 60_000);
     const held = JSON.parse(readFileSync(join(dataDir, 'stack.lock'), 'utf8')) as { pid: number; serverPid: number };
-    process.kill(held.pid, 'SIGKILL'); // nothing can handle this: its server and worker live on
+    await eventually(async () => stackChildren(dataDir).length === 2, 'the worker and the HTTP API to start', 30_000);
+    process.kill(held.pid, 'SIGKILL'); // nothing can handle this: its server lives on
     await within(killed.exited, 10_000, 'npm did not exit after its stack process was killed');
     assert.deepEqual(serversOn(killed.port), [held.serverPid], 'the orphaned server is still running');
+    // Its worker and API stop themselves, whether or not the stack lived to record their pids.
+    await eventually(async () => stackChildren(dataDir).length === 0, "the killed stack's worker and HTTP API to stop by themselves", 20_000).catch(() => {
+      assert.fail(`the killed stack's worker or HTTP API lives on: pid ${stackChildren(dataDir).join(', ')}\n${killed.output()}`);
+    });
 
     const next = await npmStart(dataDir);
     await eventually(async () => next.output().includes('dev server up') || (next.child.exitCode !== null && 'exited'), 'the next start', 60_000);

@@ -4,10 +4,12 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { describeProviders, loadConfig } from '../activities/config';
 import { temporalTarget } from '../client/connection';
 import { CORDON_BUCKETS } from '../activities/metrics';
+import { stopWithStack } from '../scripts/stack-child';
 import { warmUp } from './warm-up';
 import { createCordonWorker } from './worker';
 
 async function main(): Promise<void> {
+  stopWithStack('cordon worker');
   const config = loadConfig();
   Runtime.install({
     logger: new DefaultLogger((process.env.CORDON_LOG_LEVEL as 'INFO' | undefined) ?? 'INFO'),
