@@ -6,7 +6,7 @@ import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { LabDirectory } from '../activities/providers/lab';
+import { LabDirectory, type LabState } from '../activities/providers/lab';
 
 const WRITES = 60;
 
@@ -110,4 +110,26 @@ test('an update whose change throws halfway leaves nothing of it behind, in the 
   assert.equal((await lab.snapshot()).unavailableUntil, 'before');
   assert.equal(await lab.update((s) => s.unavailableUntil), 'before');
   assert.equal((await lab.read()).unavailableUntil, 'before');
+});
+
+test('updates that wait for a write are saved together, in order, and one that throws halfway leaves nothing of it in the batch', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'cordon-lab-lock-')), 'directory.json');
+  const lab = new LabDirectory(file);
+  const push = (tag: string) => (s: LabState) => s.mutations.push({ seq: s.mutations.length + 1, at: 'now', identity: tag, op: 'write', detail: tag });
+  // The first update writes alone; the rest arrive during its write and share the next one.
+  const first = lab.update(push('a'));
+  const rest = ['b', 'c', 'd'].map((t) => lab.update(push(t)));
+  const halfway = lab.update((s) => {
+    push('half')(s);
+    s.unavailableUntil = 'half-done';
+    throw new Error('refused halfway');
+  });
+  const after = ['e', 'f'].map((t) => lab.update(push(t)));
+  assert.deepEqual(await Promise.all([first, ...rest]), [1, 2, 3, 4]);
+  await assert.rejects(halfway, /refused halfway/);
+  assert.deepEqual(await Promise.all(after), [5, 6], 'the updates after it ran once, on a state without it');
+  for (const s of [await lab.snapshot(), await lab.read()]) {
+    assert.deepEqual(s.mutations.map((m) => m.identity), ['a', 'b', 'c', 'd', 'e', 'f']);
+    assert.equal(s.unavailableUntil, undefined);
+  }
 });

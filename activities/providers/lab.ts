@@ -110,7 +110,15 @@ export const LabState = z.object({
 });
 export type LabState = z.infer<typeof LabState>;
 
-const chains = new Map<string, Promise<unknown>>();
+/** An update waiting for the next write of its file, and how to settle its caller. */
+interface Queued {
+  fn: (s: LabState) => unknown;
+  done: (r: { ok: true; value: unknown } | { ok: false; error: unknown }) => void;
+}
+/** Updates of each file waiting for the write in progress to finish: they share the next one. */
+const queued = new Map<string, Queued[]>();
+/** The write in progress on each file, if any. */
+const writing = new Map<string, Promise<void>>();
 /**
  * What this process last wrote to each lab file, parsed and as bytes. Parsing the whole file on
  * every update cost more CPU than the update once its journal had grown; the parsed copy is used
@@ -208,6 +216,38 @@ function ownLockFile(lock: string): Promise<string> {
   return made;
 }
 
+type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Applies a batch's updates in order. An update that throws may have changed the state halfway,
+ * so the batch starts again from the file without it (`fresh`): the updates before it run again
+ * on a clean copy, and only their second results count. Throwing is rare (an unknown identity,
+ * an outage the lab simulates), and each update is a function of the state alone.
+ */
+function applyAll(batch: Queued[], first: () => LabState, fresh: () => LabState): { state: LabState; results: Settled[] } {
+  const failed = new Map<number, Settled>();
+  for (let from = first; ; from = fresh) {
+    const state = from();
+    const results: Settled[] = [];
+    let threw = false;
+    for (const [i, q] of batch.entries()) {
+      const known = failed.get(i);
+      if (known) {
+        results.push(known);
+        continue;
+      }
+      try {
+        results.push({ ok: true, value: q.fn(state) });
+      } catch (error) {
+        failed.set(i, { ok: false, error });
+        threw = true;
+        break;
+      }
+    }
+    if (!threw) return { state, results };
+  }
+}
+
 /** Reads and writes the lab file; writes in this process go through one queue per file, and processes take turns by a lock file. */
 export class LabDirectory {
   readonly file: string;
@@ -225,7 +265,7 @@ export class LabDirectory {
    * takes what it needs before it next awaits. (Evidence and lookups parsed the whole file each.)
    */
   async snapshot(): Promise<LabState> {
-    await chains.get(this.file); // after this process's writes in flight, which drop the copy while they run
+    await writing.get(this.file); // after this process's write in flight, which drops the copy while it runs
     const current = await this.bytes();
     const last = written.get(this.file);
     return last && current?.equals(last.bytes) ? last.state : parseLab(current);
@@ -235,26 +275,54 @@ export class LabDirectory {
     return readFile(this.file).catch((err) => (isCode(err, 'ENOENT') ? undefined : Promise.reject(err)));
   }
 
-  /** Applies `fn` to the state and saves it atomically; returns what `fn` returns. */
+  /**
+   * Applies `fn` to the state and saves it atomically; returns what `fn` returns once the file
+   * holds the result. Group commit: updates that arrive while a write is in progress are applied
+   * in order and saved together by the next one, so a burst rewrites the file once per batch
+   * instead of once per call (each rewrite serialises the whole state, journals included).
+   */
   update<T>(fn: (s: LabState) => T): Promise<T> {
-    const prev = chains.get(this.file) ?? Promise.resolve();
-    const run = prev.then(() =>
-      withFileLock(this.file, async () => {
+    return new Promise<T>((resolve, reject) => {
+      const batch = queued.get(this.file) ?? [];
+      batch.push({ fn, done: (r) => (r.ok ? resolve(r.value as T) : reject(r.error)) });
+      queued.set(this.file, batch);
+      if (!writing.has(this.file)) void this.drain();
+    });
+  }
+
+  /** Writes batch after batch until none waits. Checking and leaving happen in one turn, so no update is stranded. */
+  private async drain(): Promise<void> {
+    for (let batch = queued.get(this.file); batch?.length; batch = queued.get(this.file)) {
+      queued.delete(this.file);
+      const write = this.write(batch);
+      writing.set(this.file, write);
+      await write;
+    }
+    writing.delete(this.file);
+  }
+
+  /** One batch under the file lock: every update settles, each with its own result or error. */
+  private async write(batch: Queued[]): Promise<void> {
+    try {
+      const results = await withFileLock(this.file, async () => {
         const last = written.get(this.file);
         const current = await this.bytes();
-        const state = last && current?.equals(last.bytes) ? last.state : parseLab(current);
         written.delete(this.file);
-        const out = fn(state);
-        const bytes = Buffer.from(JSON.stringify(state, null, 1));
-        const tmp = `${this.file}.${process.pid}.tmp`;
-        await writeFile(tmp, bytes);
-        await rename(tmp, this.file); // a crash leaves the old file or the new one, never half of one
-        written.set(this.file, { state, bytes });
-        return out;
-      }),
-    );
-    chains.set(this.file, run.catch(() => undefined));
-    return run;
+        const base = () => (last && current?.equals(last.bytes) ? last.state : parseLab(current));
+        const { state, results } = applyAll(batch, base, () => parseLab(current));
+        if (results.some((r) => r.ok)) {
+          const bytes = Buffer.from(JSON.stringify(state, null, 1));
+          const tmp = `${this.file}.${process.pid}.tmp`;
+          await writeFile(tmp, bytes);
+          await rename(tmp, this.file); // a crash leaves the old file or the new one, never half of one
+          written.set(this.file, { state, bytes });
+        } // else every update threw: nothing to save, and the copy may hold half of one (the next parses the file)
+        return results;
+      });
+      batch.forEach((q, i) => q.done(results[i]!));
+    } catch (error) {
+      for (const q of batch) q.done({ ok: false, error }); // nothing was saved
+    }
   }
 
   /** Adds or replaces identities (the demo and tests seed with this). */
