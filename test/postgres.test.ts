@@ -104,6 +104,32 @@ describe('postgres provider', { skip: missing.includes('postgres') }, () => {
     }
   });
 
+  test('the kinds of one evidence capture share their reads; a capture after a suppression reads afresh', async () => {
+    const s = await f.seed();
+    const conn = await connectAs(s.identityId, s.password, 'reports');
+    const query = pg.Pool.prototype.query;
+    let queries = 0;
+    pg.Pool.prototype.query = function (this: pg.Pool, ...args: unknown[]) {
+      queries++;
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof query;
+    try {
+      const id = `${s.identityId}@reports`;
+      const capture = async () => Object.fromEntries(await Promise.all((['sessions', 'auth-events', 'grants'] as const).map(async (k) => [k, JSON.parse((await p.evidence(id, k)).body)[k]])));
+      const during = await capture();
+      assert.equal(queries, 3, 'one role lookup, one read of pg_stat_activity for sessions and auth events, one of the grants');
+      assert.equal(during.sessions.length, 1);
+      assert.deepEqual(during['auth-events'].connections, during.sessions);
+      assert.equal(during.grants.database, 'reports', 'the database the grants were read in');
+      await p.suppress(id, 'revoke-sessions');
+      const after = await capture();
+      assert.deepEqual(after.sessions, [], 'read after the suppression, not shared with the capture before it');
+    } finally {
+      pg.Pool.prototype.query = query;
+      await conn.end().catch(() => undefined);
+    }
+  });
+
   test('the connection limit before a login block comes back exactly at rotation and at lift', async () => {
     const s = await f.seed();
     await sql(`ALTER ROLE ${s.identityId} CONNECTION LIMIT 7`);

@@ -139,6 +139,8 @@ export class PostgresProvider implements IdentityProvider {
   private readonly pools = new Map<string, pg.Pool>();
   private readonly admin: URL;
   private readonly timeouts: Required<PostgresOptions>;
+  /** Evidence reads in flight, by what they read: the kinds of one capture, taken at once, share them. */
+  private readonly reading = new Map<string, Promise<unknown>>();
 
   constructor(url: string, options: PostgresOptions = {}) {
     this.admin = new URL(url);
@@ -342,25 +344,42 @@ export class PostgresProvider implements IdentityProvider {
     return outcome('lift:revoke-sessions', [lifted && `${lifted}; ended backends stay ended`]);
   }
 
+  /**
+   * `read`, or the same read already in flight for another kind of this identity's evidence. Only
+   * evidence shares: it is a capture of the moment, and a read that began a few milliseconds
+   * earlier is as true of it, while a suppression's own reads must see its writes.
+   */
+  private shared<T>(key: string, read: () => Promise<T>): Promise<T> {
+    let p = this.reading.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = read().finally(() => this.reading.delete(key));
+      this.reading.set(key, p);
+    }
+    return p;
+  }
+
   async evidence(identityId: string, kind: EvidenceKind): Promise<EvidenceArtifact> {
-    const r = await this.role(identityId);
+    const r = await this.shared(`role ${identityId}`, () => this.role(identityId));
     if (!r) throw new IdentityNotFoundError(this.name, identityId);
     const db = this.pool(r.database);
-    const sessions = async () => {
-      // Query text is left out: it may hold literals such as passwords.
-      const { rows } = await db.query(
-        `SELECT pid, datname, application_name, client_addr::text, client_port, backend_start, xact_start, state_change, state, wait_event_type, wait_event, backend_type,
-                md5(query) AS query_md5 FROM pg_stat_activity WHERE usesysid = $1 ORDER BY backend_start`,
-        [r.oid],
-      );
-      return rows;
-    };
+    // Sessions and auth events are both read from pg_stat_activity: one query serves the two.
+    const sessions = () =>
+      this.shared(`sessions ${identityId}`, async () => {
+        // Query text is left out: it may hold literals such as passwords.
+        const { rows } = await db.query(
+          `SELECT pid, datname, application_name, client_addr::text, client_port, backend_start, xact_start, state_change, state, wait_event_type, wait_event, backend_type,
+                  md5(query) AS query_md5 FROM pg_stat_activity WHERE usesysid = $1 ORDER BY backend_start`,
+          [r.oid],
+        );
+        return rows;
+      });
     const body: Record<EvidenceKind, () => Promise<unknown>> = {
       sessions,
       // PostgreSQL keeps authentication events in its server log only; live backends show when each connected.
       'auth-events': async () => ({ source: 'pg_stat_activity.backend_start (log_connections holds the rest, server-side)', connections: await sessions() }),
       'token-metadata': async () => ({ note: 'PostgreSQL roles have no tokens' }),
-      grants: async () => ({ grants: await this.grantRows(r), database: (await db.query('SELECT current_database() AS d')).rows[0].d }),
+      // The database its pool connects to, which is what current_database() answered.
+      grants: async () => ({ grants: await this.grantRows(r), database: r.database ?? this.adminDatabase }),
       'config-snapshot': async () =>
         (
           await db.query(
