@@ -4,7 +4,7 @@ import { ApplicationFailure, sleep } from '@temporalio/activity';
 import type { ApprovedPolicy, ContainmentActivities, FirstAttempt } from '../workflows/contract';
 import { evaluatePolicy } from '../workflows/policy';
 import type { EmittedKind } from '../workflows/ssf-events';
-import type { ActionResult, EvidenceKind, EvidenceOutcome, Scope, SuppressionAction, SuppressionResult, Target } from '../workflows/schemas';
+import type { ActionResult, EvidenceKind, EvidenceOutcome, EvidenceRef, Scope, SuppressionAction, SuppressionResult, Target } from '../workflows/schemas';
 import type { EvidenceStore } from './evidence-store';
 import type { OperatorVerifier } from './operator-auth';
 import { approve } from './policy-store';
@@ -103,6 +103,51 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
     }
   }
 
+  /** One capture of one kind of evidence, stored; its outcome, or its error. */
+  const captureOnce = (containmentId: string, t: Target, kind: EvidenceKind) =>
+    on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind)), `evidence:${kind}`, { heartbeat: false });
+
+  /**
+   * v8: first attempts at evidence still running when their step returned, by containment and
+   * kind: the workflow's own capture of that kind on this worker joins one instead of reading the
+   * provider again. Kept until claimed, or for a minute after it settles.
+   */
+  const stillCapturing = new Map<string, Promise<EvidenceRef>>();
+  const claim = (containmentId: string, kind: EvidenceKind) => {
+    const key = `${containmentId}\n${kind}`;
+    const capture = stillCapturing.get(key);
+    stillCapturing.delete(key);
+    return capture;
+  };
+
+  /**
+   * v8: the first attempt at each kind of evidence, beside the first attempts at suppression and
+   * for as long as they may take. Only the kinds captured come back; the workflow takes the rest
+   * with its own retries: a failed kind again, one still running past FIRST_TRY_MS by joining it.
+   */
+  async function firstEvidence(containmentId: string, t: Target, kinds: EvidenceKind[]): Promise<EvidenceOutcome[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), FIRST_TRY_MS)));
+    try {
+      const outcomes = await Promise.all(
+        kinds.map(async (kind): Promise<EvidenceOutcome | undefined> => {
+          const started = performance.now();
+          const capture = captureOnce(containmentId, t, kind);
+          const outcome = await Promise.race([capture.then((ref) => ({ kind, ref, attempts: 1, ms: Math.round(performance.now() - started) }), () => undefined), late]);
+          if (outcome !== 'late') return outcome;
+          const key = `${containmentId}\n${kind}`;
+          stillCapturing.set(key, capture);
+          const forget = () => void setTimeout(() => stillCapturing.get(key) === capture && stillCapturing.delete(key), 60_000).unref();
+          capture.then(forget, forget);
+          return undefined;
+        }),
+      );
+      return outcomes.filter((o) => o !== undefined);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Stamps a result with the moment the provider acknowledged it. */
   const acked = async (r: Promise<ActionResult>): Promise<ActionResult> => ({ ...(await r), at: new Date().toISOString() });
 
@@ -119,11 +164,16 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
     verifyOperator: (sealed, binding) => operators.verifyOperator(sealed, binding),
     archiveRecords: (containmentId, records) => evidence.put(containmentId, 'archive', { contentType: 'application/json', body: JSON.stringify(records) }),
     inspectIdentity: (t) => on(t, (p) => p.inspect(t.identityId)),
-    loadPolicyAndSuppress: async (signal, containmentId) => {
+    loadPolicyAndSuppress: async (signal, containmentId, o) => {
       const target: Target = { provider: signal.provider, identityId: signal.identityId, kind: signal.identityKind };
-      const attempts = await Promise.all(evaluatePolicy(policy.policy, signal, { dryRun: false }).suppress.map((a) => firstAttempt(target, a, signal.scope, containmentId)));
+      const plan = evaluatePolicy(policy.policy, signal, { dryRun: false });
+      // The suppression calls first, so the provider receives them before evidence's reads.
+      const attempting = Promise.all(plan.suppress.map((a) => firstAttempt(target, a, signal.scope, containmentId)));
+      // v8: evidence beside them, unless the worker takes evidence outside the workflow task.
+      const capturing = o?.evidence && evidenceInTask && plan.evidence.length ? firstEvidence(containmentId, target, plan.evidence) : undefined;
+      const [attempts, captured] = await Promise.all([attempting, capturing]);
       // v7: who hears of the revoked sessions, so the workflow's emit asks for no list of its own.
-      return { ...policy, evidenceInTask, attempts, ...(receivers ? { receivers: { 'session-revoked': receivers('session-revoked') } } : {}) };
+      return { ...policy, evidenceInTask, attempts, ...(captured ? { evidence: captured } : {}), ...(receivers ? { receivers: { 'session-revoked': receivers('session-revoked') } } : {}) };
     },
     suppress,
     liftSuppression: (t, action, receipt) => on(t, (p) => acked(p.liftSuppression(t.identityId, action, receipt)), `lift:${action}`),
@@ -144,7 +194,7 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
             const started = performance.now();
             for (let attempt = 1; ; attempt++) {
               try {
-                const ref = await on(t, async (p) => evidence.put(containmentId, kind, await p.evidence(t.identityId, kind)), `evidence:${kind}`, { heartbeat: false });
+                const ref = await ((attempt === 1 && claim(containmentId, kind)) || captureOnce(containmentId, t, kind));
                 const outcome = { kind, ref, attempts: attempt, ms: Math.round(performance.now() - started) };
                 done.set(kind, outcome);
                 if (durable) ctx.heartbeat({ done: [...done.values()] });

@@ -22,7 +22,8 @@ import { auditCalls, CLUSTER_DRILL, runDrill } from '../scripts/drill-core';
 import { startCluster, type Cluster } from '../scripts/cluster-core';
 import { activityPlacement, WorkerProcess } from '../scripts/worker-process';
 import { containmentWorkflowId } from '../workflows/ids';
-import { ContainmentState } from '../workflows/schemas';
+import type { FirstStep } from '../workflows/contract';
+import { ContainmentState, type EvidenceOutcome } from '../workflows/schemas';
 import { eventually, labIdentity, policyWith, signal, timedLadder } from './fixtures';
 import { inCI, stateDatabase } from './services';
 
@@ -32,6 +33,13 @@ const unavailable = process.env.CORDON_TEST_NO_TEMPORAL_SERVER ?? (process.env.C
 const skip = unavailable && !inCI() ? `needs the Temporal server and PostgreSQL: ${unavailable}` : false;
 
 const BATCH = 16;
+
+/**
+ * The evidence a step's run captured: v8's first step captures it beside suppression, and a
+ * capture of its own takes what that step did not (a failed local attempt has no result: a later attempt follows).
+ */
+const evidenceOf = (r: { activity: string; result?: unknown }) =>
+  r.activity === 'loadPolicyAndSuppress' ? ((r.result as FirstStep | undefined)?.evidence ?? []) : r.activity === 'captureEvidenceSet' ? ((r.result as EvidenceOutcome[] | undefined) ?? []) : [];
 const STAGE_ONLY = ['restrictGrants'];
 const ROLLBACK_ONLY = ['restoreGrants', 'liftSuppression'];
 
@@ -123,14 +131,12 @@ describe('two workers on the cluster', { timeout: 300_000, skip }, () => {
     let secretsRead = 0;
     try {
       for (const r of runs) {
-        if (r.activity === 'captureEvidenceSet' && r.result) { // a failed local attempt has none: a later attempt follows
-          for (const { ref } of r.result as { ref?: { sha256: string; kind: string } }[]) {
-            assert.ok(ref, `${r.workflowId}: every kind of evidence captured`);
-            const stored = await otherThan(r.worker).evidence.read(ref.sha256);
-            assert.equal(stored.containmentId, r.workflowId);
-            assert.equal(stored.kind, ref.kind);
-            evidenceRead++;
-          }
+        for (const { ref } of evidenceOf(r)) {
+          assert.ok(ref, `${r.workflowId}: every kind of evidence captured`);
+          const stored = await otherThan(r.worker).evidence.read(ref.sha256);
+          assert.equal(stored.containmentId, r.workflowId);
+          assert.equal(stored.kind, ref.kind);
+          evidenceRead++;
         }
         if (r.activity === 'rotateCredential') {
           const ref = r.result as { ref: string; fingerprint: string };
@@ -149,7 +155,7 @@ describe('two workers on the cluster', { timeout: 300_000, skip }, () => {
     }
     assert.equal(evidenceRead, 3 * BATCH);
     assert.equal(secretsRead, 2 * BATCH, 'the ladder\'s rotation and rollback\'s re-issue');
-    assert.ok(new Set(runs.filter((r) => r.activity === 'captureEvidenceSet' && r.result).map((r) => r.worker)).size === 2, 'both workers wrote evidence');
+    assert.ok(new Set(runs.filter((r) => evidenceOf(r).length).map((r) => r.worker)).size === 2, 'both workers wrote evidence');
     for (const w of workers) {
       for (const sub of ['evidence', 'vault']) {
         const files = (() => {

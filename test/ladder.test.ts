@@ -84,18 +84,31 @@ describe('suppression and evidence run side by side', () => {
       // Every suppression was acknowledged by the provider before any delayed evidence finished.
       assert.ok(Math.max(...suppressions) < firstEvidence, 'suppression waited for evidence');
       assert.ok(Date.parse(state.suppressedAt!) < firstEvidence);
-      // v5: slow evidence still runs beside suppression as a local activity, never through the task queue.
+      // v8: slow evidence runs beside suppression in the first step, never through the task queue.
       const events = (await sc.client.workflow.getHandle(sc.workflowId).fetchHistory()).events ?? [];
-      const local = localRuns(events, 'captureEvidenceSet');
-      assert.equal(local.length, 1);
-      assert.equal((local[0]!.result as unknown[]).length, 3);
+      assert.equal((localRuns(events, 'loadPolicyAndSuppress')[0]!.result as FirstStep).evidence?.length, 3);
+      assert.equal(localRuns(events, 'captureEvidenceSet').length, 0);
       assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureEvidenceSet').length, 0);
       const stored = await new EvidenceStore(sc.config.evidenceDir).list();
       assert.deepEqual(stored.sort(), state.evidence.map((e) => e.sha256).sort(), 'every stored artifact is on the record, none twice');
     });
   });
 
-  test('the first step reads the policy and suppresses; evidence follows in the same workflow task, which publishes once', async () => {
+  test('evidence slower than the first step waits for (6 s) is joined by the capture that follows it, not read again', async () => {
+    await scenario({ policy: policyWith([]), identity: { faults: { evidenceDelayMs: 6000 } } }, async (sc) => {
+      const state = await sc.until('evidence captured', (s) => captured(s) === 3, 30_000);
+      const events = (await sc.client.workflow.getHandle(sc.workflowId).fetchHistory()).events ?? [];
+      assert.deepEqual((localRuns(events, 'loadPolicyAndSuppress')[0]!.result as FirstStep).evidence, [], 'past 5 s the first step returned without it');
+      const later = localRuns(events, 'captureEvidenceSet').filter((r) => r.result);
+      assert.equal(later.length, 1);
+      assert.ok((later[0]!.result as { attempts: number }[]).every((o) => o.attempts === 1), 'each kind once');
+      // A second read of a kind would have stored a second artifact (its capture time differs).
+      const stored = await new EvidenceStore(sc.config.evidenceDir).list();
+      assert.deepEqual(stored.sort(), state.evidence.map((e) => e.sha256).sort(), 'every stored artifact is on the record, none twice');
+    });
+  });
+
+  test('the first step reads the policy, suppresses and captures evidence beside it; the workflow task that follows publishes once', async () => {
     await scenario({ policy: policyWith([]) }, async (sc) => {
       const state = await sc.until('evidence captured', (s) => captured(s) === 3 && s.position === 'suppressed');
       assert.ok(state.actions.filter((a) => a.action.startsWith('evidence:')).every((a) => a.outcome === 'done'));
@@ -108,7 +121,9 @@ describe('suppression and evidence run side by side', () => {
       assert.ok(attempts.every((x) => 'result' in x && x.result.changed && x.result.at), JSON.stringify(attempts));
       assert.equal(localRuns(events, 'loadPolicy').length + localRuns(events, 'suppress').length, 0, 'no step of its own for the policy or a suppression');
       assert.deepEqual(state.actions.filter((a) => a.action.startsWith('suppress:')).map((a) => [a.action, a.outcome]), attempts.map((x) => [`suppress:${x.action}`, 'done']));
-      assert.equal(localRuns(events, 'captureEvidenceSet').filter((r) => r.result).length, 1, 'evidence ran as a local activity');
+      // v8: the same step captured every kind the plan asks for, each with its own record.
+      assert.deepEqual((firstStep!.result as FirstStep).evidence?.map((o) => o.kind), ['auth-events', 'sessions', 'grants']);
+      assert.equal(localRuns(events, 'captureEvidenceSet').length, 0, 'no step of its own for evidence');
       assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes).length, 0, 'nothing went through the task queue');
       // One patch marker (v6), and one upsert of Cordon's attributes for suppression and the wait that follows it:
       // the client set the first ones at start, and v4 upserted three times here.
@@ -132,6 +147,7 @@ describe('suppression and evidence run side by side', () => {
       assert.equal(localRuns(events, 'captureEvidenceSet').length, 0);
       assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'captureEvidenceSet').length, 1);
       assert.equal((localRuns(events, 'loadPolicyAndSuppress')[0]!.result as FirstStep).evidenceInTask, false);
+      assert.equal((localRuns(events, 'loadPolicyAndSuppress')[0]!.result as FirstStep).evidence, undefined, 'and none in the first step');
     });
   });
 

@@ -80,8 +80,8 @@ describe('triage search attributes', () => {
       // Provider calls are local activities since v4: their markers carry the summary.
       const summaries = events.filter((e) => e.activityTaskScheduledEventAttributes || e.timerStartedEventAttributes || e.markerRecordedEventAttributes?.markerName === 'core_local_activity').map((e) => (e.userMetadata?.summary ? decode(e.userMetadata.summary) : `(none on event ${e.eventId})`));
       const on = `${sc.signal.identityId} on lab`;
-      // v6: the first step reads the policy and suppresses; an action gets a step of its own only to retry.
-      for (const want of [`policy: load the worker's approved policy and suppress ${on}`, `evidence: auth-events, sessions, grants of ${on}`, 'gate: restrict after 1h', `inspect: ${on} before restrict`, `restrict: narrow ${on} to 1 grant(s)`]) {
+      // v6: the first step reads the policy and suppresses (v8: and captures evidence); an action gets a step of its own only to retry.
+      for (const want of [`policy: load the worker's approved policy, suppress ${on} and capture its evidence`, 'gate: restrict after 1h', `inspect: ${on} before restrict`, `restrict: narrow ${on} to 1 grant(s)`]) {
         assert.ok(summaries.includes(want), `no "${want}" among ${JSON.stringify(summaries)}`);
       }
       assert.ok(!summaries.some((x) => String(x).startsWith('(none')), `unlabelled steps: ${JSON.stringify(summaries)}`);

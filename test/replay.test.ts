@@ -10,6 +10,7 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { workflowBundle } from '../workers/worker';
 import { localRuns } from '../scripts/worker-process';
+import type { FirstStep } from '../workflows/contract';
 
 const DIR = join(__dirname, 'histories');
 /** The workflow id each history ran under (v3 checks it); earlier files are named by file. */
@@ -97,6 +98,23 @@ test('v7 histories carry one patch marker, their own, and take the revoked sessi
   assert.equal(localRuns(events('v6-escalation-abort.json'), 'ssfReceivers').length, 1);
   assert.equal(localRuns(events('v7-escalation-abort.json'), 'ssfReceivers').length, 1, "the escalation's revoked sessions read the receivers when they happen");
   assert.ok(events('v7-timed-ladder.json').length < events('v6-timed-ladder.json').length, `${events('v7-timed-ladder.json').length} events against v6's ${events('v6-timed-ladder.json').length}`);
+});
+
+test('v8 histories carry one patch marker, their own, and capture the evidence in the first step', () => {
+  const v8 = onlyMarker('v8', 'v8-evidence-with-the-first-step', 9);
+  const events = (f: string) => histories.find((h) => h.file === f)!.history.events ?? [];
+  const first = localRuns(events('v8-timed-ladder.json'), 'loadPolicyAndSuppress')[0]!.result as { evidence?: { kind: string; ref?: unknown }[] };
+  assert.deepEqual(first.evidence?.map((o) => o.kind).sort(), ['auth-events', 'grants', 'sessions'], 'the first step captured every kind the plan asks for');
+  assert.ok(first.evidence!.every((o) => o.ref), 'each with its reference');
+  // v7 took evidence in a local activity of its own after the first step; v8 takes none where the
+  // first step captured every kind. Slow or failed evidence, and an escalation's new kinds, still take one.
+  const captures = (f: string) => localRuns(events(f), 'captureEvidenceSet').length;
+  const complete = v8.filter((f) => ((localRuns(events(f), 'loadPolicyAndSuppress')[0]?.result as FirstStep | undefined)?.evidence ?? []).length === 3);
+  assert.ok(complete.length >= 5, `the first step captured every kind in ${complete.join(', ')}`);
+  assert.deepEqual(complete.filter((f) => captures(f) > 0), []);
+  assert.deepEqual(v8.filter((f) => captures(f) > captures(f.replace(/^v8-/, 'v7-'))), [], 'no v8 containment takes more captures than v7 did');
+  assert.ok(captures('v7-timed-ladder.json') > 0);
+  assert.ok(events('v8-timed-ladder.json').length < events('v7-timed-ladder.json').length, `${events('v8-timed-ladder.json').length} events against v7's ${events('v7-timed-ladder.json').length}`);
 });
 
 test('every recorded containment replays deterministically on the current workflow code', async () => {

@@ -32,6 +32,7 @@ import type {
   ActionRecord,
   ActionResult,
   EvidenceKind,
+  EvidenceOutcome,
   LadderPosition,
   Principal,
   Receipt,
@@ -61,6 +62,8 @@ export const V5_PATCH = 'v5-one-task-to-park';
 export const V6_PATCH = 'v6-suppress-with-the-policy';
 /** v7: the first step also says who receives the revoked sessions' event; suppression's emit reads no list of its own. */
 export const V7_PATCH = 'v7-receivers-with-the-policy';
+/** v8: the first step also makes the first attempt at each kind of evidence, beside suppression. */
+export const V8_PATCH = 'v8-evidence-with-the-first-step';
 
 /** Everything a run hands to the next through continue-as-new. */
 export interface Carried {
@@ -146,7 +149,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   // The newest version is asked first, so a new containment records one patch marker, not two:
   // the SDK follows each marker with an upsert of TemporalChangeVersion, a visibility write on the
   // server. Older histories have no newer marker and replay on the path they were recorded with.
-  const version = patched(V7_PATCH) ? 7 : patched(V6_PATCH) ? 6 : patched(V5_PATCH) ? 5 : !patched(V3_PATCH) ? 2 : patched(V4_PATCH) ? 4 : 3;
+  const version = patched(V8_PATCH) ? 8 : patched(V7_PATCH) ? 7 : patched(V6_PATCH) ? 6 : patched(V5_PATCH) ? 5 : !patched(V3_PATCH) ? 2 : patched(V4_PATCH) ? 4 : 3;
   if (version === 2) {
     // Only histories recorded before v3 need it, so no new containment evaluates it (or, through it, its own copy of the schemas).
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -162,7 +165,7 @@ export async function containment(input: ContainmentInput): Promise<ContainmentS
   return CancellationScope.nonCancellable(() => containmentV3(input, cancelRequested, version));
 }
 
-async function containmentV3(input: ContainmentInput, cancelRequested: Promise<never>, version: 3 | 4 | 5 | 6 | 7): Promise<ContainmentState> {
+async function containmentV3(input: ContainmentInput, cancelRequested: Promise<never>, version: 3 | 4 | 5 | 6 | 7 | 8): Promise<ContainmentState> {
 
   // ---- input: refused before any action ------------------------------------------------------
   const info = workflowInfo();
@@ -198,12 +201,17 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   const approved = carried
     ? undefined
     : firstTry
-      ? await local.loadPolicyAndSuppress.executeWithOptions({ summary: `policy: load the worker's approved policy and suppress ${on}` }, [first, info.workflowId])
+      ? await local.loadPolicyAndSuppress.executeWithOptions(
+          { summary: version >= 8 ? `policy: load the worker's approved policy, suppress ${on} and capture its evidence` : `policy: load the worker's approved policy and suppress ${on}` },
+          version >= 8 ? [first, info.workflowId, { evidence: true }] : [first, info.workflowId],
+        )
       : await local.loadPolicy.executeWithOptions({ summary: dryRun ? 'policy: validate the candidate (dry run)' : "policy: load the worker's approved policy" }, [
           dryRun ? (input.candidatePolicy ?? input.policy) : undefined,
         ]);
   /** First attempts the first step made, taken by the first suppression in place of calls of its own. */
   const firstAttempts = new Map<SuppressionAction, FirstAttempt>(((approved as Partial<FirstStep> | undefined)?.attempts ?? []).map((x) => [x.action, x]));
+  /** v8: evidence the first step captured beside them, recorded by the first capture in place of taking it again. */
+  const firstEvidence = (approved as Partial<FirstStep> | undefined)?.evidence ?? [];
   const policy: Policy = carried?.policy ?? approved!.policy;
   // v5 takes evidence in the task that suppresses unless the worker said otherwise (CORDON_EVIDENCE_IN_TASK).
   const evidenceInTask = v5 && (carried ? carried.evidenceInTask : approved!.evidenceInTask) !== false;
@@ -588,6 +596,11 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
 
   /** Captures the evidence the plan asks for that is not captured yet (a joining plan may ask for more). */
   async function captureAll(): Promise<void> {
+    for (const o of firstEvidence.splice(0)) {
+      if (!state.plan.evidence.includes(o.kind) || evidenceTaken.has(o.kind)) continue;
+      evidenceTaken.add(o.kind);
+      recordEvidence(o);
+    }
     const kinds = state.plan.evidence.filter((k) => !evidenceTaken.has(k));
     kinds.forEach((k) => evidenceTaken.add(k));
     capturing++;
@@ -617,16 +630,19 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
   async function captureSet(kinds: EvidenceKind[]): Promise<void> {
     try {
       const outcomes = await (evidenceInTask ? evidenceNow : evidenceSet).captureEvidenceSet.executeWithOptions({ summary: `evidence: ${kinds.join(', ')} of ${on}` }, [state.containmentId, target, kinds]);
-      for (const o of outcomes) {
-        const tries = o.attempts > 1 ? `, ${o.attempts} attempts` : '';
-        if (o.ref) {
-          state.evidence.push(o.ref);
-          record(`evidence:${o.kind}`, ruleActor(), 'done', `${o.ref.bytes} bytes, sha256 ${o.ref.sha256} (${o.ms} ms${tries})`);
-        } else record(`evidence:${o.kind}`, ruleActor(), 'failed', `${o.error ?? 'not captured'}${tries ? ` (${o.attempts} attempts)` : ''}`);
-      }
+      for (const o of outcomes) recordEvidence(o);
     } catch (err) {
       for (const kind of kinds) record(`evidence:${kind}`, ruleActor(), 'failed', failureText(err)); // recorded; never undoes suppression
     }
+  }
+
+  /** One kind's record, with its size, hash and time, or why it was not captured. */
+  function recordEvidence(o: EvidenceOutcome): void {
+    const tries = o.attempts > 1 ? `, ${o.attempts} attempts` : '';
+    if (o.ref) {
+      state.evidence.push(o.ref);
+      record(`evidence:${o.kind}`, ruleActor(), 'done', `${o.ref.bytes} bytes, sha256 ${o.ref.sha256} (${o.ms} ms${tries})`);
+    } else record(`evidence:${o.kind}`, ruleActor(), 'failed', `${o.error ?? 'not captured'}${tries ? ` (${o.attempts} attempts)` : ''}`);
   }
 
   async function runStage(sp: StagePlan, actor: string): Promise<void> {
