@@ -121,9 +121,9 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
   };
 
   /**
-   * v8: the first attempt at each kind of evidence, beside the first attempts at suppression and
-   * for as long as they may take. Only the kinds captured come back; the workflow takes the rest
-   * with its own retries: a failed kind again, one still running past FIRST_TRY_MS by joining it.
+   * v8: the first attempt at each kind of evidence, in the first step, for at most FIRST_TRY_MS.
+   * Only the kinds captured come back; the workflow takes the rest with its own retries: a failed
+   * kind again, one still running past FIRST_TRY_MS by joining it.
    */
   async function firstEvidence(containmentId: string, t: Target, kinds: EvidenceKind[]): Promise<EvidenceOutcome[]> {
     let timer: NodeJS.Timeout | undefined;
@@ -167,11 +167,11 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
     loadPolicyAndSuppress: async (signal, containmentId, o) => {
       const target: Target = { provider: signal.provider, identityId: signal.identityId, kind: signal.identityKind };
       const plan = evaluatePolicy(policy.policy, signal, { dryRun: false });
-      // The suppression calls first, so the provider receives them before evidence's reads.
-      const attempting = Promise.all(plan.suppress.map((a) => firstAttempt(target, a, signal.scope, containmentId)));
-      // v8: evidence beside them, unless the worker takes evidence outside the workflow task.
-      const capturing = o?.evidence && evidenceInTask && plan.evidence.length ? firstEvidence(containmentId, target, plan.evidence) : undefined;
-      const [attempts, captured] = await Promise.all([attempting, capturing]);
+      const attempts = await Promise.all(plan.suppress.map((a) => firstAttempt(target, a, signal.scope, containmentId)));
+      // v8: then evidence, in the same step, unless the worker takes evidence outside the workflow
+      // task. After the attempts, as v7's step of its own was: a provider's evidence reuses the
+      // reads suppression has just made (Keycloak), and never competes with the cut for its server.
+      const captured = o?.evidence && evidenceInTask && plan.evidence.length ? await firstEvidence(containmentId, target, plan.evidence) : undefined;
       // v7: who hears of the revoked sessions, so the workflow's emit asks for no list of its own.
       return { ...policy, evidenceInTask, attempts, ...(captured ? { evidence: captured } : {}), ...(receivers ? { receivers: { 'session-revoked': receivers('session-revoked') } } : {}) };
     },

@@ -62,7 +62,7 @@ export const V5_PATCH = 'v5-one-task-to-park';
 export const V6_PATCH = 'v6-suppress-with-the-policy';
 /** v7: the first step also says who receives the revoked sessions' event; suppression's emit reads no list of its own. */
 export const V7_PATCH = 'v7-receivers-with-the-policy';
-/** v8: the first step also makes the first attempt at each kind of evidence, beside suppression. */
+/** v8: the first step also makes the first attempt at each kind of evidence, after its suppression attempts. */
 export const V8_PATCH = 'v8-evidence-with-the-first-step';
 
 /** Everything a run hands to the next through continue-as-new. */

@@ -45,7 +45,7 @@ export interface FirstStep extends RunSettings {
   attempts: FirstAttempt[];
   /** v7: the receivers that want what suppression emits (session-revoked), read in the same step. */
   receivers?: Partial<Record<EmittedKind, string[]>>;
-  /** v8: the kinds of evidence the same step captured beside suppression (the others are the workflow's to take). */
+  /** v8: the kinds of evidence the same step captured after its attempts (the others are the workflow's to take). */
   evidence?: EvidenceOutcome[];
 }
 
@@ -56,7 +56,7 @@ export interface ContainmentActivities {
    * v6: the approved policy, and the first attempt at the suppression its plan for `signal` asks
    * for, in the same call: suppression then waits for no workflow task between reading the policy
    * and acting on it. Never throws for a suppression's failure; each is in `attempts`. v8 asks
-   * for `evidence` too: the first attempt at each kind the plan asks for, beside suppression.
+   * for `evidence` too: then the first attempt at each kind the plan asks for, in the same step.
    */
   loadPolicyAndSuppress(signal: IdentitySignal, containmentId: string, o?: { evidence?: boolean }): Promise<FirstStep>;
   /** Opens a sealed command token and verifies it (signature, issuer, audience, expiry, binding); never returns the token. */
