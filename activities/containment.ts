@@ -113,8 +113,9 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
    * provider again. Kept until claimed, or for a minute after it settles.
    */
   const stillCapturing = new Map<string, Promise<EvidenceRef>>();
+  const captureKey = (containmentId: string, kind: EvidenceKind) => `${containmentId}\n${kind}`;
   const claim = (containmentId: string, kind: EvidenceKind) => {
-    const key = `${containmentId}\n${kind}`;
+    const key = captureKey(containmentId, kind);
     const capture = stillCapturing.get(key);
     stillCapturing.delete(key);
     return capture;
@@ -135,7 +136,7 @@ export function createContainmentActivities({ providers, evidence, secrets, poli
           const capture = captureOnce(containmentId, t, kind);
           const outcome = await Promise.race([capture.then((ref) => ({ kind, ref, attempts: 1, ms: Math.round(performance.now() - started) }), () => undefined), late]);
           if (outcome !== 'late') return outcome;
-          const key = `${containmentId}\n${kind}`;
+          const key = captureKey(containmentId, kind);
           stillCapturing.set(key, capture);
           const forget = () => void setTimeout(() => stillCapturing.get(key) === capture && stillCapturing.delete(key), 60_000).unref();
           capture.then(forget, forget);

@@ -110,10 +110,12 @@ export const LabState = z.object({
 });
 export type LabState = z.infer<typeof LabState>;
 
+/** An update's result, or its error. */
+type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 /** An update waiting for the next write of its file, and how to settle its caller. */
 interface Queued {
   fn: (s: LabState) => unknown;
-  done: (r: { ok: true; value: unknown } | { ok: false; error: unknown }) => void;
+  done: (r: Settled) => void;
 }
 /** Updates of each file waiting for the write in progress to finish: they share the next one. */
 const queued = new Map<string, Queued[]>();
@@ -215,8 +217,6 @@ function ownLockFile(lock: string): Promise<string> {
   }
   return made;
 }
-
-type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /**
  * Applies a batch's updates in order. An update that throws may have changed the state halfway,
