@@ -210,7 +210,7 @@ async function containmentV3(input: ContainmentInput, cancelRequested: Promise<n
         ]);
   /** First attempts the first step made, taken by the first suppression in place of calls of its own. */
   const firstAttempts = new Map<SuppressionAction, FirstAttempt>(((approved as Partial<FirstStep> | undefined)?.attempts ?? []).map((x) => [x.action, x]));
-  /** v8: evidence the first step captured beside them, recorded by the first capture in place of taking it again. */
+  /** v8: evidence the first step captured after them, recorded by the first capture in place of taking it again. */
   const firstEvidence = (approved as Partial<FirstStep> | undefined)?.evidence ?? [];
   const policy: Policy = carried?.policy ?? approved!.policy;
   // v5 takes evidence in the task that suppresses unless the worker said otherwise (CORDON_EVIDENCE_IN_TASK).
