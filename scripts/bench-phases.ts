@@ -70,6 +70,20 @@ export interface Rate extends Percentiles {
   warmUp?: WarmUp;
 }
 
+/**
+ * The highest throughput / floor a row could reach on `cores` if Cordon cost nothing beyond the
+ * floor's own processes (engine, bench) and its provider's servers cost what they did: all cores
+ * busy at the floor's CPU per run plus what the other processes took beyond the floor's. A
+ * provider's server on the same cores lowers it; a floor that left cores idle raises it above 1.
+ */
+export function ceiling(cores: number, row: Rate, floor: Rate): number | undefined {
+  if (!row.cpuMs || !floor.cpuMs || !floor.perSecond) return undefined;
+  const total = (cpu: Record<string, number>) => Object.values(cpu).reduce((a, v) => a + v, 0);
+  const others = (cpu: Record<string, number>) => total(cpu) - (cpu.engine ?? 0) - (cpu.bench ?? 0);
+  const perRun = total(floor.cpuMs) + Math.max(0, others(row.cpuMs) - others(floor.cpuMs));
+  return perRun > 0 ? (cores * 1000) / perRun / floor.perSecond : undefined;
+}
+
 /** Untimed containments before a provider's first level, with the CPU per run of each chunk of them, by process kind. */
 export interface WarmUp {
   runs: number;

@@ -17,7 +17,7 @@ import { benchProviders } from './bench-providers';
 import { attackerCutoff, realBenchProviders, type Cutoff } from './bench-real-providers';
 import { intake, type IntakeResult } from './bench-intake';
 import { coldStart, type ColdStart } from './bench-cold';
-import { engineFloor, evidenceFirst, fileSize, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
+import { ceiling, engineFloor, evidenceFirst, fileSize, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
 import { sqlitePragmasWith, startDevServer } from './dev-server';
 import { ENGINE_TUNING } from './engine-tuning';
 import { Progress } from './measure';
@@ -178,13 +178,15 @@ function format(r: Report): string {
       out.push(
         '',
         "where the cores went: CPU ms per run during each burst, by process name on this host (bench: this process, i.e. Cordon's worker, or the floor's, and the client; others: the providers' servers, and on the cluster the server's own PostgreSQL as postgres); busy: cores in use",
+        "ceiling: the most a row's throughput / floor could be on these cores if Cordon cost nothing beyond the floor's own engine and bench process, with its provider's servers costing what they did (all cores busy)",
         table(
-          ['run', 'concurrency', 'engine', 'bench', 'others', 'total', 'busy'],
+          ['run', 'concurrency', 'engine', 'bench', 'others', 'total', 'busy', 'ceiling'],
           rows.map(([name, t]) => {
             const cpu = t.cpuMs ?? {};
             const others = Object.entries(cpu).filter(([k, v]) => k !== 'engine' && k !== 'bench' && v > 0);
             const total = Object.values(cpu).reduce((a, v) => a + v, 0);
-            return [name, t.concurrency, ms1(cpu.engine), ms1(cpu.bench), others.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ') || '-', ms1(total), ((total * t.perSecond) / 1000).toFixed(2)];
+            const limit = t.floor ? ceiling(m.cores, t, t.floor) : undefined;
+            return [name, t.concurrency, ms1(cpu.engine), ms1(cpu.bench), others.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ') || '-', ms1(total), ((total * t.perSecond) / 1000).toFixed(2), limit === undefined ? '' : limit.toFixed(2)];
           }),
         ),
       );
