@@ -70,6 +70,9 @@ export interface Rate extends Percentiles {
   warmUp?: WarmUp;
 }
 
+/** CPU ms per run over every process kind. */
+export const cpuTotal = (cpu: Record<string, number>) => Object.values(cpu).reduce((a, v) => a + v, 0);
+
 /**
  * The highest throughput / floor a row could reach on `cores` if Cordon cost nothing beyond the
  * floor's own processes (engine, bench) and its provider's servers cost what they did: all cores
@@ -78,9 +81,8 @@ export interface Rate extends Percentiles {
  */
 export function ceiling(cores: number, row: Rate, floor: Rate): number | undefined {
   if (!row.cpuMs || !floor.cpuMs || !floor.perSecond) return undefined;
-  const total = (cpu: Record<string, number>) => Object.values(cpu).reduce((a, v) => a + v, 0);
-  const others = (cpu: Record<string, number>) => total(cpu) - (cpu.engine ?? 0) - (cpu.bench ?? 0);
-  const perRun = total(floor.cpuMs) + Math.max(0, others(row.cpuMs) - others(floor.cpuMs));
+  const others = (cpu: Record<string, number>) => cpuTotal(cpu) - (cpu.engine ?? 0) - (cpu.bench ?? 0);
+  const perRun = cpuTotal(floor.cpuMs) + Math.max(0, others(row.cpuMs) - others(floor.cpuMs));
   return perRun > 0 ? (cores * 1000) / perRun / floor.perSecond : undefined;
 }
 

@@ -17,7 +17,7 @@ import { benchProviders } from './bench-providers';
 import { attackerCutoff, realBenchProviders, type Cutoff } from './bench-real-providers';
 import { intake, type IntakeResult } from './bench-intake';
 import { coldStart, type ColdStart } from './bench-cold';
-import { ceiling, engineFloor, evidenceFirst, fileSize, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
+import { ceiling, cpuTotal, engineFloor, evidenceFirst, fileSize, ladderCost, scale, timeToSuppress, type Bench, type EvidenceComparison, type LadderCost, type Rate, type ScaleResult } from './bench-phases';
 import { sqlitePragmasWith, startDevServer } from './dev-server';
 import { ENGINE_TUNING } from './engine-tuning';
 import { Progress } from './measure';
@@ -184,7 +184,7 @@ function format(r: Report): string {
           rows.map(([name, t]) => {
             const cpu = t.cpuMs ?? {};
             const others = Object.entries(cpu).filter(([k, v]) => k !== 'engine' && k !== 'bench' && v > 0);
-            const total = Object.values(cpu).reduce((a, v) => a + v, 0);
+            const total = cpuTotal(cpu);
             const limit = t.floor ? ceiling(m.cores, t, t.floor) : undefined;
             return [name, t.concurrency, ms1(cpu.engine), ms1(cpu.bench), others.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ') || '-', ms1(total), ((total * t.perSecond) / 1000).toFixed(2), limit === undefined ? '' : limit.toFixed(2)];
           }),
